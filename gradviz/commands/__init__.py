@@ -1,0 +1,1 @@
+"""Sub-commands of the ``gradviz`` CLI; see :mod:`gradviz.cli`."""
