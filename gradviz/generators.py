@@ -37,6 +37,7 @@ __all__ = [
     "SubPixelConv",
     "measure_generator",
     "parse_design",
+    "plot_samples",
     "sample_images",
     "upsampling_block",
 ]
@@ -233,3 +234,30 @@ def measure_generators(designs: list[str], samples: int = 64, seed: int = 0, blo
     """:func:`measure_generator` for each design (parsed first, so a bad name fails before any work)."""
     parsed = [parse_design(d) for d in designs]
     return [measure_generator(d, samples, seed, blocks, width) for d in tqdm(parsed, desc="generators")]
+
+
+def plot_samples(results: list[tuple[GeneratorResult, torch.Tensor]], path, n_show: int = 6, dpi: int = 90) -> None:
+    """A row of samples per design, each image stretched to its own min..max (outputs at init are faint)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = len(results)
+    fig, axes = plt.subplots(rows, n_show, figsize=(1.6 * n_show, 1.75 * rows + 0.3), squeeze=False)
+    for r, (res, images) in enumerate(results):
+        for i in range(n_show):
+            ax = axes[r, i]
+            img = images[i % len(images)].float()
+            img = (img - img.min()) / (img.max() - img.min() + 1e-12)
+            ax.imshow(img.permute(1, 2, 0).cpu().numpy(), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        m = res.metrics
+        axes[r, 0].set_ylabel(res.design, fontsize=8)
+        axes[r, 0].set_title(f"lattice {m.lattice_fraction:.3f}, tile max/min {m.tile_contrast:.1f}",
+                             fontsize=7, loc="left")
+    fig.suptitle("generator samples at initialisation (each image min-max stretched)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)

@@ -168,16 +168,22 @@ def _is_power_of_two(n: int | None) -> bool:
     return n is not None and n > 1 and n & (n - 1) == 0
 
 
+def _strided_rows(model: nn.Module, size: int) -> list[LayerInfo]:
+    """Layers with a 4D output at a power-of-two stride > 1; adaptive pools (whose stride depends
+    on the input size) are left out."""
+    return [
+        r
+        for r in layer_table(model, size)
+        if _is_power_of_two(r.stride) and len(r.shape) == 3 and not r.type.startswith("Adaptive")
+    ]
+
+
 def downsampling_stages(model: nn.Module, size: int = 224) -> list[LayerInfo]:
     """The output of every downsampling stage: for each cumulative stride 2, 4, ..., the last
     layer (in call order) at that stride among the shallowest such layers. Adaptive pools are
     skipped. VGG16: features.8, .15, .22, .29, .30; ResNet: relu, layer1 .. layer4.
     """
-    rows = [
-        r
-        for r in layer_table(model, size)
-        if _is_power_of_two(r.stride) and len(r.shape) == 3 and not r.type.startswith("Adaptive")
-    ]
+    rows = _strided_rows(model, size)
     chosen: dict[int, LayerInfo] = {}
     for r in rows:
         best = chosen.get(r.stride)
@@ -187,8 +193,8 @@ def downsampling_stages(model: nn.Module, size: int = 224) -> list[LayerInfo]:
 
 
 def total_stride(model: nn.Module, size: int = 224) -> int:
-    """The largest cumulative stride of any 4D layer output (32 for VGG and ResNet)."""
-    strides = [r.stride for r in layer_table(model, size) if _is_power_of_two(r.stride) and len(r.shape) == 3]
+    """The largest cumulative stride of any 4D layer output, adaptive pools aside (32 for VGG and ResNet)."""
+    strides = [r.stride for r in _strided_rows(model, size)]
     if not strides:
         raise GradvizError("the model has no strided 4D layer output")
     return max(strides)

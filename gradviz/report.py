@@ -1,0 +1,370 @@
+"""Report stage: gradients of per-layer objectives over a set of images, accumulated into spectra
+and checkerboard metrics, written as ``report.json``, ``report.md`` and PNG figures.
+
+Data path: model -> taps -> gradients -> spectrum -> report. Spectra are accumulated per batch
+(:class:`~gradviz.spectrum.SpectrumAccumulator`), so memory does not grow with the number of images.
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+import gradviz
+from gradviz import plots
+from gradviz.errors import GradvizError
+from gradviz.gradients import GRADIENT_SOURCES, attribution, input_gradients
+from gradviz.images import ImageSet
+from gradviz.models import model_device
+from gradviz.objectives import Objective, channel, class_logit, deepdream, layer_mean
+from gradviz.outputs import atomic_dir, write_json
+from gradviz.spectrum import CheckerboardMetrics, SpectrumAccumulator, radial_profile
+from gradviz.taps import LOGITS, downsampling_stages, layer_table, resolve_layer, total_stride
+
+# Objectives a report can put on each layer; the logits always use the top logit.
+REPORT_OBJECTIVES = ("deepdream", "layer-mean", "channel")
+
+
+@dataclass
+class LayerSpec:
+    """A layer to measure, the period S of its lattice, and the objective placed on it."""
+
+    name: str
+    stride: int
+    objective: Objective
+
+
+@dataclass
+class LayerResult:
+    """What a report keeps of one layer: the pooled metrics, the two averaged spectra and one example map."""
+
+    name: str
+    stride: int
+    objective: str
+    metrics: CheckerboardMetrics
+    incoherent_power: torch.Tensor
+    coherent_power: torch.Tensor
+    example_gradient: torch.Tensor
+
+    def to_dict(self) -> dict:
+        d = {"name": self.name, "stride": self.stride, "objective": self.objective}
+        d.update(self.metrics.to_dict())
+        return d
+
+
+@dataclass
+class Report:
+    """A gradient-spectrum report of one model on one set of images."""
+
+    model: str
+    weights: str
+    images: str
+    n_images: int
+    image_size: int
+    seed: int
+    device: str
+    source: str
+    layers: list[LayerResult]
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "model": self.model,
+            "weights": self.weights,
+            "images": self.images,
+            "n_images": self.n_images,
+            "image_size": self.image_size,
+            "seed": self.seed,
+            "device": self.device,
+            "source": self.source,
+            "versions": versions(),
+            "notes": self.notes,
+            "layers": [layer.to_dict() for layer in self.layers],
+        }
+
+
+def versions() -> dict[str, str]:
+    import captum
+    import torchvision
+
+    return {
+        "gradviz": gradviz.__version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "captum": captum.__version__,
+    }
+
+
+def make_layer_objective(kind: str, layer: str, index: int = 0) -> Objective:
+    """The report's objective for ``layer``: ``deepdream``, ``layer-mean`` or ``channel`` (index)."""
+    if layer == LOGITS:
+        return class_logit("top")
+    if kind == "deepdream":
+        return deepdream(layer)
+    if kind == "layer-mean":
+        return layer_mean(layer)
+    if kind == "channel":
+        return channel(layer, index)
+    raise GradvizError(f"unknown objective {kind!r}; valid: {', '.join(REPORT_OBJECTIVES)}")
+
+
+def plan_layers(
+    model: nn.Module,
+    layers: list[str] | None,
+    size: int,
+    objective: str = "deepdream",
+    channel_index: int = 0,
+    include_logits: bool = True,
+) -> list[LayerSpec]:
+    """The layers a report measures: ``layers`` if given, else every downsampling stage's output
+    (plus ``"logits"`` when ``include_logits``), each with its cumulative stride at ``size`` px."""
+    if objective not in REPORT_OBJECTIVES:
+        raise GradvizError(f"unknown objective {objective!r}; valid: {', '.join(REPORT_OBJECTIVES)}")
+    stride_of = {row.name: row.stride for row in layer_table(model, size)}
+    top = total_stride(model, size)
+    if layers is None:
+        names = [row.name for row in downsampling_stages(model, size)] + ([LOGITS] if include_logits else [])
+    else:
+        names = [resolve_layer(model, layer)[0] for layer in layers]
+    specs = []
+    for name in names:
+        stride = top if name == LOGITS else stride_of.get(name)
+        if stride is None:
+            raise GradvizError(f"layer {name} does not output a 4D feature map; choose a convolutional layer")
+        specs.append(LayerSpec(name, stride, make_layer_objective(objective, name, channel_index)))
+    return specs
+
+
+def measure(
+    model: nn.Module,
+    images: torch.Tensor,
+    specs: list[LayerSpec],
+    source: str = "gradient",
+    batch_size: int = 8,
+    seed: int = 0,
+    progress: bool | None = None,
+) -> list[LayerResult]:
+    """Gradients of every layer's objective for every image, accumulated into spectra and metrics.
+
+    With ``source="gradient"`` all layers share one forward pass per batch; captum sources run
+    per layer. ``images`` stay on their device until their batch is moved to the model's.
+    """
+    if source not in GRADIENT_SOURCES:
+        raise GradvizError(f"unknown gradient source {source!r}; valid: {', '.join(GRADIENT_SOURCES)}")
+    device = model_device(model)
+    accs = {spec.name: SpectrumAccumulator(spec.stride) for spec in specs}
+    examples: dict[str, torch.Tensor] = {}
+    n = images.shape[0]
+    with tqdm(total=n, desc="gradients", unit="img", disable=None if progress is None else not progress) as bar:
+        for start in range(0, n, batch_size):
+            batch = images[start : start + batch_size].to(device)
+            if source == "gradient":
+                grads = input_gradients(model, batch, {s.name: s.objective for s in specs})
+            else:
+                grads = {s.name: attribution(model, batch, s.objective, source, seed + start) for s in specs}
+            for name, g in grads.items():
+                accs[name].add(g)
+                examples.setdefault(name, g[0].detach().cpu())
+            bar.update(batch.shape[0])
+    return [
+        LayerResult(
+            name=s.name,
+            stride=s.stride,
+            objective=s.objective.name,
+            metrics=accs[s.name].metrics(),
+            incoherent_power=accs[s.name].incoherent_power().cpu(),
+            coherent_power=accs[s.name].coherent_power().cpu(),
+            example_gradient=examples[s.name],
+        )
+        for s in specs
+    ]
+
+
+def _fmt(x: float | None, digits: int = 4) -> str:
+    return "n/a" if x is None else f"{x:.{digits}g}"
+
+
+def _markdown(report: Report) -> str:
+    d = report.to_dict()
+    lines = [
+        f"# Gradient-spectrum report: {report.model}",
+        "",
+        f"- weights: {report.weights}",
+        f"- images: {report.images} ({report.n_images} images at {report.image_size} px)",
+        f"- gradient source: {report.source}; seed {report.seed}; device {report.device}",
+        f"- versions: " + ", ".join(f"{k} {v}" for k, v in d["versions"].items()),
+        *[f"- note: {note}" for note in report.notes],
+        "",
+        "## What was measured",
+        "",
+        "For each layer, the gradient of its objective with respect to the RGB input pixels (in [0, 1]) was",
+        "computed for every image. Each gradient was cropped at the top-left to a multiple of the layer's",
+        "cumulative stride S, each channel's mean was removed, and the 2D FFT (orthonormal) taken.",
+        "Energies are summed over images and channels before any ratio is formed.",
+        "",
+        "- lattice fraction = energy at frequencies (a/S, b/S), DC excluded / all non-DC energy;",
+        "  null = (S*S - 1)/(H*W - 1), its value for white noise; ratio = lattice / null.",
+        "- octave j = lattice energy at bins of period exactly 2^j px (period S/gcd(a, b, S)), same denominator.",
+        "- tile = mean of sum_c g_c^2 at each phase (y mod S, x mod S), normalised to mean 1;",
+        "  contrast = max/min, cv = std/mean.",
+        "- hf off-lattice = non-lattice energy with max(|fy|, |fx|) >= 1/4 cycle/px, over all non-DC energy.",
+        "- coherent = lattice fraction of the mean gradient over images (grid-locked structure shared by all).",
+        "",
+        "## Results",
+        "",
+        "| layer | S | objective | lattice fraction | null | ratio | octaves (period 2, 4, ...) | coherent | tile contrast | tile cv | hf off-lattice |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for layer in d["layers"]:
+        octaves = ", ".join(_fmt(v, 3) for v in layer["octave_fractions"])
+        lines.append(
+            f"| {layer['name']} | {layer['stride']} | {layer['objective']} | {_fmt(layer['lattice_fraction'])} "
+            f"| {_fmt(layer['null_fraction'], 3)} | {_fmt(layer['lattice_ratio'], 3)} | {octaves} "
+            f"| {_fmt(layer['coherent_lattice_fraction'])} | {_fmt(layer['tile_contrast'], 3)} "
+            f"| {_fmt(layer['tile_cv'], 3)} | {_fmt(layer['hf_offlattice_fraction'], 3)} |"
+        )
+    lines += [
+        "",
+        "## Figures",
+        "",
+        "Metrics against depth:",
+        "",
+        "![metrics against depth](depth.png)",
+        "",
+        "Log power spectra per layer (top: mean of the spectra over images; bottom: spectrum of the mean",
+        "gradient). Ticks mark the lattice frequencies k/S:",
+        "",
+        "![spectra](spectra.png)",
+        "",
+        "Gradient maps for the first image (channel sum, signed) and energy tiles:",
+        "",
+        "![gradients](gradients.png)",
+        "",
+        "![tiles](tiles.png)",
+        "",
+        "Radial profiles (for shape only: ring averages dilute lattice lines):",
+        "",
+        "![radial](radial.png)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _figures(report: Report, folder: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    layers = report.layers
+    n = len(layers)
+    fig, axes = plt.subplots(2, n, figsize=(2.1 * n, 4.4), squeeze=False)
+    for i, layer in enumerate(layers):
+        plots.plot_log_spectrum(axes[0, i], layer.incoherent_power, f"{layer.name} (S={layer.stride})\nmean of spectra", layer.stride)
+        plots.plot_log_spectrum(axes[1, i], layer.coherent_power, "spectrum of mean", layer.stride)
+    fig.suptitle(f"{report.model} ({report.weights}): log10 power of input gradients", fontsize=8)
+    plots.save_figure(fig, folder / "spectra.png")
+
+    fig, axes = plt.subplots(1, n, figsize=(2.1 * n, 2.3), squeeze=False)
+    for i, layer in enumerate(layers):
+        plots.plot_gradient_map(axes[0, i], layer.example_gradient, f"{layer.name} (S={layer.stride})")
+    fig.suptitle(f"{report.model}: input gradient, first image", fontsize=8)
+    plots.save_figure(fig, folder / "gradients.png")
+
+    fig, axes = plt.subplots(1, n, figsize=(2.1 * n, 2.3), squeeze=False)
+    for i, layer in enumerate(layers):
+        plots.plot_tile(axes[0, i], layer.metrics.tile, f"{layer.name}\ncontrast {layer.metrics.tile_contrast:.3g}")
+    fig.suptitle(f"{report.model}: energy tile (mean 1)", fontsize=8)
+    plots.save_figure(fig, folder / "tiles.png")
+
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for layer in layers:
+        r, p = radial_profile(layer.incoherent_power)
+        ax.semilogy(r.numpy(), p.numpy(), label=layer.name, lw=1)
+    ax.set_xlabel("radius (cycles / pixel)")
+    ax.set_ylabel("mean power")
+    ax.legend(fontsize=6)
+    plots.save_figure(fig, folder / "radial.png")
+
+    names = [f"{layer.name}\nS={layer.stride}" for layer in layers]
+    x = range(n)
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
+    axes[0].semilogy(x, [layer.metrics.lattice_fraction for layer in layers], "o-", label="lattice fraction")
+    axes[0].semilogy(x, [layer.metrics.null_fraction for layer in layers], "k--", label="white-noise null")
+    axes[0].semilogy(x, [layer.metrics.coherent_lattice_fraction for layer in layers], "s:", label="coherent (mean gradient)")
+    axes[0].set_title("lattice fraction", fontsize=8)
+    axes[0].legend(fontsize=6)
+    max_oct = max(len(layer.metrics.octave_fractions) for layer in layers)
+    bottom = [0.0] * n
+    for j in range(max_oct):
+        vals = [layer.metrics.octave_fractions[j] if j < len(layer.metrics.octave_fractions) else 0.0 for layer in layers]
+        axes[1].bar(x, vals, bottom=bottom, label=f"period {2 ** (j + 1)}")
+        bottom = [b + v for b, v in zip(bottom, vals)]
+    axes[1].set_title("lattice energy by octave", fontsize=8)
+    axes[1].legend(fontsize=6)
+    axes[2].plot(x, [layer.metrics.tile_contrast for layer in layers], "o-", label="tile max/min")
+    axes[2].plot(x, [1 + layer.metrics.tile_cv for layer in layers], "s-", label="1 + tile cv")
+    axes[2].set_title("energy tile", fontsize=8)
+    axes[2].legend(fontsize=6)
+    for ax in axes:
+        ax.set_xticks(list(x))
+        ax.set_xticklabels(names, fontsize=6)
+    fig.suptitle(f"{report.model} ({report.weights}), {report.n_images} images", fontsize=8)
+    plots.save_figure(fig, folder / "depth.png")
+
+
+def write_report(report: Report, out: str | Path) -> Path:
+    """Write ``report.json``, ``report.md`` and the PNG figures into ``out``, atomically."""
+    with atomic_dir(out) as tmp:
+        write_json(tmp / "report.json", report.to_dict())
+        (tmp / "report.md").write_text(_markdown(report))
+        _figures(report, tmp)
+    return Path(out)
+
+
+def build_report(
+    model: nn.Module,
+    image_set: ImageSet,
+    *,
+    layers: list[str] | None = None,
+    objective: str = "deepdream",
+    channel_index: int = 0,
+    source: str = "gradient",
+    include_logits: bool | None = None,
+    batch_size: int = 8,
+    seed: int = 0,
+    progress: bool | None = None,
+) -> Report:
+    """Measure ``model`` on ``image_set`` and return a :class:`Report` (nothing is written).
+
+    ``include_logits=None`` includes the logits unless the classifier alone is untrained
+    (features-only weights); with random weights every layer is equally untrained.
+    """
+    size = image_set.images.shape[-1]
+    top = total_stride(model, size)
+    if min(image_set.images.shape[-2:]) < top:
+        raise GradvizError(f"images of {size} px are smaller than the network's stride {top}")
+    trained = getattr(model, "classifier_trained", True)
+    notes = []
+    if include_logits is None:
+        include_logits = trained or str(getattr(model, "weights", "")).startswith("random")
+        if not include_logits and layers is None:
+            notes.append("the classifier is untrained (features-only weights): logits left out (--logits adds them)")
+    specs = plan_layers(model, layers, size, objective, channel_index, include_logits)
+    results = measure(model, image_set.images, specs, source, batch_size, seed, progress)
+    return Report(
+        model=getattr(model, "arch", type(model).__name__),
+        weights=getattr(model, "weights", "custom"),
+        images=image_set.source,
+        n_images=len(image_set),
+        image_size=size,
+        seed=seed,
+        device=str(model_device(model)),
+        source=source,
+        layers=results,
+        notes=notes,
+    )
+

@@ -1,0 +1,63 @@
+"""Discriminator first layers, their input gradients, and a tiny GAN run."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gradviz.cli import main
+from gradviz.errors import GradvizError
+from gradviz.gan import FIRST_LAYERS, Discriminator, GanSettings, first_layer, input_gradient, photo_patches, train_gan
+from gradviz.spectrum import checkerboard_metrics
+
+
+@pytest.mark.parametrize("kind", FIRST_LAYERS)
+def test_first_layers_halve_the_size(kind):
+    torch.manual_seed(0)
+    assert first_layer(kind, 3, 4)(torch.randn(2, 3, 16, 16)).shape == (2, 4, 8, 8)
+    assert Discriminator(kind, width=4)(torch.randn(2, 3, 32, 32)).shape == (2,)
+
+
+def test_strided_conv_gradient_is_the_overlap_pattern():
+    """Backward of a 3x3 stride-2 conv with a constant kernel and ones upstream = transposed conv
+    (T6): the interior energy tile is [[4, 2], [2, 1]]^2, i.e. gradient values 4, 2, 2, 1."""
+    layer = first_layer("stride2-k3", 1, 1)
+    with torch.no_grad():
+        layer[0].weight.fill_(1.0)
+        layer[0].bias.zero_()
+    grad = input_gradient(layer, torch.ones(1, 1, 16, 16))  # positive input: LeakyReLU is the identity
+    interior = grad[0, 0, 2:14, 2:14]
+    assert interior[:2, :2].tolist() == [[4.0, 2.0], [2.0, 1.0]]
+    assert checkerboard_metrics(interior[None], 2).tile_contrast == pytest.approx(16.0)
+
+
+def test_photo_patches_shape_and_range():
+    x = photo_patches(size=16, downscale=8, step=16, photos=["astronaut"])
+    assert x.shape == (2 * 16, 3, 16, 16)
+    assert x.min() >= -1 and x.max() <= 1
+    torch.testing.assert_close(x[16:], x[:16].flip(-1))
+
+
+def test_tiny_gan_run_is_seeded_and_measured():
+    data = photo_patches(size=32, downscale=8, step=16, photos=["astronaut"])
+    settings = GanSettings(steps=2, batch=4, eval_every=1, eval_samples=4, g_width=8, d_width=4, seed=1)
+    a, _ = train_gan(settings, data, progress=False)
+    b, _ = train_gan(settings, data, progress=False)
+    assert a.steps == [0, 1, 2] and len(a.output_metrics) == len(a.gradient_metrics) == 3
+    assert len(a.d_loss) == 2
+    assert a.to_dict() == b.to_dict()
+
+
+@pytest.mark.parametrize("bad", [GanSettings(first_layer="stride3"), GanSettings(generator="deconv9"), GanSettings(steps=0), GanSettings(batch=1)])
+def test_bad_gan_settings_fail_before_training(bad):
+    with pytest.raises(GradvizError):
+        train_gan(bad, torch.zeros(4, 3, 32, 32), progress=False)
+
+
+def test_cli_discriminator(tmp_path, capsys):
+    out = tmp_path / "disc"
+    assert main(["discriminator", "--first-layer", "stride2,conv+pool", "--images", "4", "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["gradients.png", "metrics.json"]
+    assert main(["discriminator", "--first-layer", "stride2,pool", "--out", str(tmp_path / "bad")]) == 2
+    assert "unknown first layer 'pool'; valid: stride2" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

@@ -1,0 +1,103 @@
+"""Generator designs at initialisation: parsing, shapes, ICNR, seeding, CLI errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gradviz.cli import main
+from gradviz.errors import GradvizError
+from gradviz.generators import (
+    DESIGN_EXAMPLES,
+    Generator,
+    GeneratorDesign,
+    SubPixelConv,
+    measure_generator,
+    parse_design,
+    upsampling_block,
+)
+
+
+def test_parse_design_round_trips():
+    assert parse_design("deconv4-last2+final3") == GeneratorDesign("deconv4", 2, 3)
+    assert parse_design("subpixel-icnr") == GeneratorDesign("subpixel-icnr")
+    for name in DESIGN_EXAMPLES:
+        assert parse_design(name).name == name
+
+
+@pytest.mark.parametrize("bad", ["deconv2", "deconv7", "upsample", "nearest-last1", "deconv3-last3", "deconv3+final0", "", "bilinear+x"])
+def test_invalid_designs_fail_clearly(bad):
+    with pytest.raises(GradvizError, match="valid"):
+        parse_design(bad)
+
+
+def test_block_kinds_put_deconv_last():
+    assert parse_design("deconv3-last2").block_kinds(4) == ["nearest", "nearest", "deconv3", "deconv3"]
+    assert parse_design("deconv3-last1").block_kinds(3) == ["nearest", "nearest", "deconv3"]
+    assert parse_design("bilinear").block_kinds(2) == ["bilinear", "bilinear"]
+
+
+@pytest.mark.parametrize("kind", ["deconv3", "deconv4", "deconv5", "nearest", "bilinear", "subpixel"])
+def test_blocks_double_the_size(kind):
+    torch.manual_seed(0)
+    assert upsampling_block(kind, 4, 3)(torch.randn(2, 4, 5, 7)).shape == (2, 3, 10, 14)
+
+
+def test_icnr_subpixel_equals_conv_then_nearest_resize():
+    """ICNR makes the 4 sub-pixel kernels equal: pixel shuffle then copies each low-res output to a 2x2 block."""
+    torch.manual_seed(0)
+    block = SubPixelConv(3, 2).icnr_()
+    x = torch.randn(1, 3, 6, 6)
+    low = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), block.conv.weight[::4], block.conv.bias[::4])
+    torch.testing.assert_close(block(x), F.interpolate(low, scale_factor=2, mode="nearest"))
+
+
+@pytest.mark.parametrize("name", DESIGN_EXAMPLES)
+def test_every_design_builds_and_measures(name):
+    result, images = measure_generator(name, samples=4, seed=0, blocks=2, width=8)
+    assert images.shape == (4, 3, 16, 16)
+    assert images.abs().max() <= 1
+    m = result.metrics
+    assert m.stride == 4 and m.n_images == 4
+    assert sum(m.octave_fractions) == pytest.approx(m.lattice_fraction)
+
+
+def test_seed_fixes_everything():
+    a, ia = measure_generator("deconv3", samples=4, seed=3, blocks=2, width=8)
+    b, ib = measure_generator("deconv3", samples=4, seed=3, blocks=2, width=8)
+    c, ic = measure_generator("deconv3", samples=4, seed=4, blocks=2, width=8)
+    assert torch.equal(ia, ib) and a.to_dict() == b.to_dict()
+    assert not torch.equal(ia, ic)
+
+
+def test_sampling_leaves_the_generator_unchanged():
+    torch.manual_seed(0)
+    gen = Generator(parse_design("nearest"), width=8, blocks=2).eval()
+    before = {k: v.clone() for k, v in gen.state_dict().items()}
+    from gradviz.generators import sample_images
+
+    sample_images(gen, 4)
+    assert not gen.training
+    assert all(torch.equal(before[k], v) for k, v in gen.state_dict().items())
+
+
+def test_generator_rejects_too_few_channels():
+    with pytest.raises(GradvizError):
+        Generator(parse_design("nearest"), width=4, blocks=3)
+
+
+def test_cli_generators_writes_metrics_and_grid(tmp_path):
+    out = tmp_path / "gen"
+    argv = ["generators", "--upsample", "deconv3,nearest", "--samples", "4", "--blocks", "2", "--width", "8", "--out", str(out)]
+    assert main(argv) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "samples.png"]
+
+
+@pytest.mark.parametrize("argv", [["--upsample", "nearest,deconv9"], ["--upsample", ","], ["--samples", "1"], ["--blocks", "0"]])
+def test_cli_generators_bad_input_exits_2_without_output(tmp_path, capsys, argv):
+    out = tmp_path / "gen"
+    assert main(["generators", *argv, "--width", "8", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("gradviz generators: error:") and "\n" not in err
+    assert not out.exists()
