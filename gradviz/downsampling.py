@@ -193,11 +193,15 @@ def _resnet_variant(net: nn.Module, name: str) -> None:
     net.maxpool = MaxBlurPool2d(mp.kernel_size, mp.padding, size)
     if stem:
         net.conv1 = Blurred(net.conv1, size)
-    for layer_name in ("layer1", "layer2", "layer3", "layer4"):
-        for parent in getattr(net, layer_name).modules():
-            for child_name, child in list(parent.named_children()):
-                if isinstance(child, nn.Conv2d) and max(child.stride) > 1:
-                    setattr(parent, child_name, Blurred(child, size))
+    strided = [
+        (parent, child_name, child)
+        for layer_name in ("layer1", "layer2", "layer3", "layer4")
+        for parent in getattr(net, layer_name).modules()
+        for child_name, child in parent.named_children()
+        if isinstance(child, nn.Conv2d) and max(child.stride) > 1
+    ]
+    for parent, child_name, child in strided:
+        setattr(parent, child_name, Blurred(child, size))
 
 
 def build_variant(model: nn.Module, name: str) -> nn.Module:
@@ -218,6 +222,22 @@ def build_variant(model: nn.Module, name: str) -> nn.Module:
             _resnet_variant(variant.net, name)
     variant.eval().requires_grad_(False)
     return variant
+
+
+def stage_layers(model: nn.Module, size: int = 224) -> list[tuple[str, int]]:
+    """``(layer name, stride)`` of the stages where every variant of ``model`` is measured.
+
+    VGG: the output of each max-pool (``features.4``, ``.9``, ``.16``, ``.23``, ``.30`` for VGG16).
+    The layers between two pools are no good here: in the ``stride`` variant the convolution
+    before a pool already runs at the next stride. ResNet: the stages of
+    :func:`gradviz.taps.downsampling_stages` (``relu``, ``layer1`` .. ``layer4``).
+    """
+    from gradviz.taps import downsampling_stages, layer_table
+
+    if model_family(model) == "resnet":
+        return [(s.name, s.stride) for s in downsampling_stages(model, size)]
+    strides = {r.name: r.stride for r in layer_table(model, size)}
+    return [(f"features.{i}", strides[f"features.{i}"]) for i, m in enumerate(model.net.features) if isinstance(m, nn.MaxPool2d)]
 
 
 def parse_variants(model: nn.Module, text: str) -> list[str]:

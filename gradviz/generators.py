@@ -84,7 +84,7 @@ def parse_design(text: str) -> GeneratorDesign:
         if int(last) not in (1, 2):
             raise GradvizError(f"-last{last} in {text!r}: valid: -last1, -last2")
     if final is not None and int(final) < 1:
-        raise GradvizError(f"+final{final} in {text!r}: the final kernel size must be >= 1")
+        raise GradvizError(f"+final{final} in {text!r}: the final kernel size must be >= 1; valid: +final1, +final3, ...")
     return GeneratorDesign(up, int(last or 0), int(final or 0))
 
 

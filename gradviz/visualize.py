@@ -41,7 +41,7 @@ from gradviz.objectives import Objective
 from gradviz.outputs import atomic_file
 from gradviz.parameterization import PARAMETERIZATIONS, make_parameterization
 from gradviz.spectrum import CheckerboardMetrics, checkerboard_metrics
-from gradviz.taps import LOGITS, Taps, layer_table, total_stride
+from gradviz.taps import LOGITS, Taps, check_layers_exist, layer_table, total_stride
 from gradviz.transforms import Compose, Pad, RandomCrop, RandomRoll, RandomRotate, RandomScale, roll, unroll
 
 OPTIMIZERS = ("normalized", "adam")
@@ -186,6 +186,7 @@ def octave_sizes(size: int, octaves: int, scale: float, min_size: int = 1) -> li
 
 def objective_stride(model: nn.Module, objective: Objective, probe: int = STRIDE_PROBE_SIZE) -> int:
     """The largest stride among the objective's layers (the total stride for ``logits``)."""
+    check_layers_exist(model, objective.layers)
     table = {row.name: row.stride for row in layer_table(model, probe)}
     strides = [total_stride(model, probe) if name == LOGITS else table.get(name) for name in objective.layers]
     strides = [s for s in strides if s]
@@ -229,7 +230,7 @@ def dream(
     history: list[StepRecord] = []
     detail = torch.zeros_like(resize(start, sizes[0]))
     bar = tqdm(total=settings.steps * len(sizes), desc="dream", disable=not settings.progress, leave=False)
-    with Taps(model, objective.layers, stop=True) as taps, torch.enable_grad():
+    with bar, Taps(model, objective.layers, stop=True) as taps, torch.enable_grad():
         for octave, size in enumerate(sizes):
             base = resize(start, size)
             param = make_parameterization(settings.parameterization, (base + resize(detail, size)).clamp(0, 1))
@@ -254,7 +255,6 @@ def dream(
                 before = after
                 bar.update()
             detail = before - base
-    bar.close()
     return DreamResult(before, start, history, sizes, stride, objective.name, settings)
 
 

@@ -20,14 +20,15 @@ def test_first_layers_halve_the_size(kind):
 
 def test_strided_conv_gradient_is_the_overlap_pattern():
     """Backward of a 3x3 stride-2 conv with a constant kernel and ones upstream = transposed conv
-    (T6): the interior energy tile is [[4, 2], [2, 1]]^2, i.e. gradient values 4, 2, 2, 1."""
+    (T6): gradient values 4, 2, 2, 1 per 2x2 phase, energies 16, 4, 4, 1."""
     layer = first_layer("stride2-k3", 1, 1)
     with torch.no_grad():
         layer[0].weight.fill_(1.0)
         layer[0].bias.zero_()
     grad = input_gradient(layer, torch.ones(1, 1, 16, 16))  # positive input: LeakyReLU is the identity
     interior = grad[0, 0, 2:14, 2:14]
-    assert interior[:2, :2].tolist() == [[4.0, 2.0], [2.0, 1.0]]
+    # with padding 1, windows start at odd rows: odd pixels are covered twice per axis
+    assert interior[:2, :2].tolist() == [[1.0, 2.0], [2.0, 4.0]]
     assert checkerboard_metrics(interior[None], 2).tile_contrast == pytest.approx(16.0)
 
 

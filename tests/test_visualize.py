@@ -1,0 +1,128 @@
+"""The optimisation: octaves, objective ascent, seeding, batching, the exact shift average, and bad input."""
+
+import pytest
+import torch
+from torch import nn
+
+from gradviz.cli import main
+from gradviz.errors import GradvizError
+from gradviz.models import load_model
+from gradviz.objectives import channel, deepdream
+from gradviz.parameterization import FourierImage, start_images
+from gradviz.spectrum import checkerboard_metrics
+from gradviz.taps import hook_count
+from gradviz.visualize import DreamSettings, dream, octave_sizes, save_images, shift_averaged_gradient
+
+LAYER = "features.10"  # vgg11: relu after conv4_1, stride 8
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model("vgg11", "random", seed=0, device="cpu")
+
+
+def _settings(**kw) -> DreamSettings:
+    return DreamSettings(**{"steps": 4, "progress": False, **kw})
+
+
+def test_octave_sizes_chain():
+    assert octave_sizes(224, 4, 1.4) == [81, 114, 160, 224]  # round(224/1.4)=160, round(160/1.4)=114, ...
+    assert octave_sizes(100, 1, 1.4) == [100]
+    sizes = octave_sizes(300, 5, 1.3)
+    assert all(round(big / 1.3) == small for small, big in zip(sizes, sizes[1:]))
+
+
+def test_octave_smaller_than_stride_is_refused():
+    with pytest.raises(GradvizError, match="total stride 32"):
+        octave_sizes(64, 4, 1.4, min_size=32)
+
+
+def test_short_optimisation_raises_objective_and_records_history(model):
+    result = dream(model, channel(LAYER, 3), start_images("noise", 64), _settings(jitter=4, octaves=2))
+    assert result.octave_sizes == [46, 64]
+    assert [(r.octave, r.size) for r in result.history] == [(0, 46)] * 4 + [(1, 64)] * 4
+    assert result.history[-1].objective > result.history[0].objective
+    assert result.images.shape == (1, 3, 64, 64) and 0 <= result.images.min() and result.images.max() <= 1
+    assert result.stride == 8 and result.history[-1].lattice_fraction is not None
+    assert hook_count(model) == 0
+
+
+@pytest.mark.parametrize("optimizer,param", [("normalized", "pixel"), ("adam", "fourier")])
+def test_same_seed_same_image(model, optimizer, param):
+    start = start_images("noise", 48)
+    kw = dict(jitter=3, crop_jitter=2, scales=(0.9, 1.0, 1.1), angles=(-5, 0, 5), optimizer=optimizer, parameterization=param)
+    a = dream(model, deepdream(LAYER), start, _settings(seed=1, **kw)).images
+    b = dream(model, deepdream(LAYER), start, _settings(seed=1, **kw)).images
+    c = dream(model, deepdream(LAYER), start, _settings(seed=2, **kw)).images
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+
+
+@pytest.mark.parametrize("optimizer", ["normalized", "adam"])
+def test_batch_equals_one_by_one(model, optimizer):
+    start = start_images("noise", 48, batch=3, seed=4)
+    channels = [0, 5, 9]
+    settings = _settings(jitter=4, optimizer=optimizer)
+    batch = dream(model, channel(LAYER, channels), start, settings)
+    for i, c in enumerate(channels):
+        single = dream(model, channel(LAYER, c), start[i : i + 1], settings)
+        torch.testing.assert_close(batch.images[i : i + 1], single.images, atol=1e-4, rtol=0)
+        assert batch.history[-1].values[i] == pytest.approx(single.history[-1].values[0], rel=1e-4)
+
+
+def test_fourier_parameterisation_reproduces_its_start():
+    x = start_images("noise", 32, batch=2, seed=3)
+    torch.testing.assert_close(FourierImage.from_image(x)().detach(), x, atol=1e-5, rtol=0)
+
+
+def test_shift_average_removes_a_grid_locked_pattern():
+    """T9: a circular stride-2 box convolution gives a period-2 gradient; averaging over Z_2^2 flattens it."""
+    conv = nn.Conv2d(1, 1, 3, stride=2, padding=1, padding_mode="circular", bias=False)
+    nn.init.ones_(conv.weight)
+    net = nn.Sequential(conv).requires_grad_(False)
+    x = torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    objective = channel("0", 0)
+    from gradviz.gradients import input_gradient
+
+    plain = input_gradient(net, x, objective)
+    # the gradient is the 2D overlap count 4:2:2:1 (Distill); the energy tile holds its squares, max/min 16
+    assert checkerboard_metrics(plain, 2).tile_contrast == pytest.approx(16.0)
+    averaged = shift_averaged_gradient(net, x, objective, period=2)
+    torch.testing.assert_close(averaged, torch.full_like(averaged, float(plain.mean())), atol=1e-7, rtol=0)
+
+
+def test_bad_image_suffix_is_refused(tmp_path):
+    with pytest.raises(GradvizError, match="must end in"):
+        save_images(torch.zeros(1, 3, 4, 4), tmp_path / "x.gif")
+    assert not list(tmp_path.iterdir())
+
+
+def _cli(tmp_path, *extra):
+    out = tmp_path / "dream.png"
+    args = ["dream", "--model", "vgg11", "--weights", "random", "--size", "64", "--steps", "2", "--quiet", "--out", str(out)]
+    return main(args + list(extra)), out
+
+
+def test_cli_writes_image_and_history(tmp_path):
+    rc, out = _cli(tmp_path, "--layer", LAYER, "--channel", "1,2", "--jitter", "2")
+    assert rc == 0 and out.exists() and out.with_suffix(".json").exists()
+
+
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--layer", "features.99", "--channel", "1"], "unknown layer 'features.99'"),
+        (["--layer", LAYER, "--channel", "999"], "channel 999 out of range"),
+        (["--layer", LAYER, "--channel", "1", "--octaves", "4"], "smaller than the model's total stride 32"),
+        (["--layer", LAYER, "--objective", "deepdream", "--image", "UNREADABLE"], "cannot read image"),
+    ],
+)
+def test_cli_bad_arguments_fail_cleanly(tmp_path, capsys, extra, message):
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("not an image")
+    extra = [str(bad) if e == "UNREADABLE" else e for e in extra]
+    rc, out = _cli(tmp_path, *extra)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert len(err) == 1 and message in err[0] and "valid" in err[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jpg"]
