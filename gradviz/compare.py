@@ -138,6 +138,21 @@ def _finite(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
+# Significant digits kept in comparison.json (keeps the file small; far below the run-to-run noise).
+JSON_DIGITS = 6
+
+
+def _rounded(obj):
+    """``obj`` with every float rounded to ``JSON_DIGITS`` significant digits."""
+    if isinstance(obj, float):
+        return float(f"{obj:.{JSON_DIGITS}g}") if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _rounded(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_rounded(v) for v in obj]
+    return obj
+
+
 def check_size(size: int) -> None:
     if size < MIN_SIZE or size % SIZE_MULTIPLE:
         raise GradvizError(f"--size must be a multiple of {SIZE_MULTIPLE} and at least {MIN_SIZE}, got {size}")
@@ -386,6 +401,6 @@ def write_report(comp: Comparison, out: str | Path, stage_figures: list[str] | N
             name = f"stage-{layer.replace('.', '_')}.png"
             plot_stage(comp, layer, tmp / name, dpi)
             figures.append(name)
-        write_json(tmp / "comparison.json", comp.to_dict())
+        write_json(tmp / "comparison.json", _rounded(comp.to_dict()))
         (tmp / "report.md").write_text(markdown_report(comp, figures))
     return ["comparison.json", "report.md", *figures]

@@ -1,6 +1,6 @@
 """Downsampling variants of one loaded network: the same trained weights, another way to downsample.
 
-Each variant is a deep copy of the loaded model in which only the downsampling modules are
+Each variant is a copy of the loaded model (new modules, the same frozen weight tensors) in which only the downsampling modules are
 swapped; every convolution keeps its weights, and the loaded model is never modified. Layer
 names of the downsampling stages stay the same, so a variant is measured where the original is.
 
@@ -205,7 +205,9 @@ def _resnet_variant(net: nn.Module, name: str) -> None:
 
 
 def build_variant(model: nn.Module, name: str) -> nn.Module:
-    """A deep copy of ``model`` (a :class:`~gradviz.models.PixelModel`) downsampling as ``name`` says.
+    """A copy of ``model`` (a :class:`~gradviz.models.PixelModel`) downsampling as ``name`` says.
+
+    The modules are deep-copied; the frozen weight and buffer tensors are shared with ``model``.
 
     Unknown names raise :class:`GradvizError` listing the valid ones for this model.
     """
@@ -214,7 +216,9 @@ def build_variant(model: nn.Module, name: str) -> nn.Module:
     if name not in valid:
         arch = getattr(model, "arch", family)
         raise GradvizError(f"unknown variant {name!r} for {arch}; valid: {', '.join(valid)}")
-    variant = copy.deepcopy(model)
+    # New modules, shared (frozen, never written) weight tensors: a copy costs no memory for weights.
+    shared = {id(t): t for t in [*model.parameters(), *model.buffers()]}
+    variant = copy.deepcopy(model, memo=shared)
     if name != AS_BUILT[family]:
         if family == "vgg":
             _vgg_variant(variant.net.features, name)

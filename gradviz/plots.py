@@ -15,6 +15,8 @@ from gradviz.outputs import atomic_file  # noqa: E402
 
 # Power below this fraction of the maximum is clipped in log plots, so empty bins do not hide the scale.
 LOG_FLOOR = 1e-8
+# Lattice frequencies k/S are all ticked up to this S; beyond it only quarter frequencies are.
+MAX_TICKED_STRIDE = 8
 
 
 def _np(t) -> np.ndarray:
@@ -22,13 +24,15 @@ def _np(t) -> np.ndarray:
 
 
 def plot_log_spectrum(ax, power, title: str = "", stride: int | None = None) -> None:
-    """``log10`` of a power spectrum (H, W), DC at the centre; lattice frequencies k/S ticked."""
+    """``log10`` of a power spectrum (H, W), DC at the centre; lattice frequencies k/S ticked
+    (every k/S up to S = 8; beyond, the quarter frequencies only, to stay legible)."""
     p = np.fft.fftshift(_np(power))
     p = np.log10(np.maximum(p, p.max() * LOG_FLOOR if p.max() > 0 else LOG_FLOOR))
     h, w = p.shape
     ax.imshow(p, cmap="magma", extent=(-0.5, 0.5, 0.5, -0.5), interpolation="nearest")
     if stride and stride > 1:
-        ticks = [k / stride - 0.5 for k in range(stride + 1) if k / stride - 0.5 <= 0.5]
+        step = 1 if stride <= MAX_TICKED_STRIDE else stride // 4
+        ticks = [k / stride - 0.5 for k in range(0, stride + 1, step)]
         ax.set_xticks(ticks)
         ax.set_yticks(ticks)
         ax.tick_params(labelsize=5)

@@ -22,7 +22,9 @@ there and nowhere else.
   ``S / gcd(a, b, S)``. They add up to ``lattice_fraction``.
 - ``tile[p, q] = mean{ sum_c g_c[y, x]^2 : y = p mod S, x = q mod S }`` on the cropped gradient
   (channel means kept, averaged over images), divided by its own mean so that it averages 1.
-  ``tile_contrast = max / min`` and ``tile_cv = std / mean``. For a constant kernel with
+  ``tile_contrast = max / min`` and ``tile_cv = std / mean``; ``tile_cv_null = sqrt(2 S^2 / (C H' W' N))``
+  is the tile cv that Gaussian white noise of the same size (C channels, N images) shows by chance,
+  since each cell averages only ``H' W' N / S^2`` pixels. For a constant kernel with
   white-noise upstream gradient the tile is the Distill article's overlap count pattern.
 - ``hf_offlattice_fraction``: energy in the top octave (``max(|f_y|, |f_x|) >= 1/4``) that is not
   on the lattice, over all non-DC energy; the less organised high-frequency noise.
@@ -68,6 +70,7 @@ class CheckerboardMetrics:
     hf_offlattice_fraction: float
     hf_offlattice_null: float
     coherent_lattice_fraction: float = math.nan
+    tile_cv_null: float = math.nan
     n_images: int = 1
     period_fractions: dict[int, float] = field(default_factory=dict)
 
@@ -259,6 +262,7 @@ class SpectrumAccumulator:
             hf_offlattice_fraction=_ratio(hf, total),
             hf_offlattice_null=float(high.sum()) / n_bins if n_bins > 0 else math.nan,
             coherent_lattice_fraction=coherent_fraction,
+            tile_cv_null=math.sqrt(2 * s * s / (self.grad_sum.shape[0] * h * w * self.n_images)),
             n_images=self.n_images,
             period_fractions=period_fractions,
         )

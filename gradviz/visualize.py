@@ -75,6 +75,7 @@ class DreamSettings:
     seed: int = 0
     progress: bool = True
     track_metrics: bool = True  # per-step checkerboard metrics of the update
+    custom_transforms: Compose | None = None  # when set, replaces the transforms built from the fields above
 
     def check(self) -> None:
         if self.steps < 1:
@@ -100,6 +101,8 @@ class DreamSettings:
 
     def transforms(self) -> Compose:
         """Roll jitter, pad-and-crop jitter, random scale, random rotation, in that order."""
+        if self.custom_transforms is not None:
+            return self.custom_transforms
         parts: list = [RandomRoll(self.jitter)]
         if self.crop_jitter:
             parts += [Pad(self.crop_jitter), RandomCrop(2 * self.crop_jitter)]

@@ -11,7 +11,7 @@ Writes figures/jitter/<model>_panels.png (images and update maps with their latt
 figures/jitter/<model>_octaves.png (lattice fraction per spectral octave against jitter range,
 with the exact reference) and figures/jitter/jitter_study.json (every number).
 
-    python scripts/jitter_study.py [--weights PATH] [--size 128] [--steps 10] [--out figures/jitter]
+    python scripts/jitter_study.py [--weights PATH] [--size 96] [--steps 8] [--out figures/jitter]
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from gradviz.visualize import DreamSettings, dream, shift_averaged_gradient  # n
 
 DEFAULT_WEIGHTS = "../shared/weights/vgg16_features_imagenet.pth"
 JITTERS = (0, 1, 2, 4, 8, 16, 32)
-# Octave runs: DeepDream's scale 1.4; three octaves keep the smallest (65 px at 128) above stride 32.
+# Octave runs: DeepDream's scale 1.4; three octaves keep the smallest (49 px at 96) above stride 32.
 OCTAVES, OCTAVE_SCALE = 3, 1.4
 # Layers at three depths (strides 4, 8, 16) of each model.
 LAYERS = {"vgg16": ("features.15", "features.22", "features.29"), "resnet18": ("layer1", "layer2", "layer3")}
@@ -138,8 +138,8 @@ def octaves_figure(model_name: str, weights: str, layers: list[dict], path: Path
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", default=DEFAULT_WEIGHTS, help=f"VGG16 state dict (default {DEFAULT_WEIGHTS})")
-    parser.add_argument("--size", type=int, default=128, help="image size (default 128)")
-    parser.add_argument("--steps", type=int, default=10, help="steps per octave (default 10)")
+    parser.add_argument("--size", type=int, default=96, help="image size (default 96)")
+    parser.add_argument("--steps", type=int, default=8, help="steps per octave (default 8)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the start image, transforms and random weights")
     parser.add_argument("--out", default="figures/jitter", help="output folder (default figures/jitter)")
     args = parser.parse_args()
