@@ -14,7 +14,7 @@ import sys
 from gradviz.errors import GradvizError
 
 # Sub-commands in the order ``gradviz --help`` lists them; each is gradviz/commands/<name>.py.
-COMMANDS = ["report", "layers", "dream", "compare", "overlap", "generators", "discriminator", "gan"]
+COMMANDS = ["report", "layers", "dream", "compare", "overlap", "generators", "discriminator"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -35,7 +35,9 @@ __all__ = [
     "Generator",
     "ResizeConv",
     "SubPixelConv",
+    "GeneratorResult",
     "measure_generator",
+    "measure_generators",
     "parse_design",
     "plot_samples",
     "sample_images",
@@ -236,7 +238,8 @@ def measure_generators(designs: list[str], samples: int = 64, seed: int = 0, blo
     return [measure_generator(d, samples, seed, blocks, width) for d in tqdm(parsed, desc="generators")]
 
 
-def plot_samples(results: list[tuple[GeneratorResult, torch.Tensor]], path, n_show: int = 6, dpi: int = 90) -> None:
+def plot_samples(results: list[tuple[GeneratorResult, torch.Tensor]], path, n_show: int = 6, dpi: int = 90,
+                 title: str = "generator samples at initialisation") -> None:
     """A row of samples per design, each image stretched to its own min..max (outputs at init are faint)."""
     import matplotlib
 
@@ -257,7 +260,7 @@ def plot_samples(results: list[tuple[GeneratorResult, torch.Tensor]], path, n_sh
         axes[r, 0].set_ylabel(res.design, fontsize=8)
         axes[r, 0].set_title(f"lattice {m.lattice_fraction:.3f}, tile max/min {m.tile_contrast:.1f}",
                              fontsize=7, loc="left")
-    fig.suptitle("generator samples at initialisation (each image min-max stretched)", fontsize=10)
+    fig.suptitle(f"{title} (each image min-max stretched)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=dpi)
     plt.close(fig)

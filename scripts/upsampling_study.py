@@ -149,7 +149,7 @@ def gan_part(out, study: dict, lines: list[str], seeds: list[int], steps: int, e
         images = sample_images(gen, 64, seed=123)
         m = checkerboard_metrics(images, 8)
         grid.append((GeneratorResult(f"D {first}, step {steps}", seeds[0], 64, 32, m), images))
-    plot_samples(grid, out / "gan_samples.png")
+    plot_samples(grid, out / "gan_samples.png", title=f"generator samples after {steps} training steps")
     study["gan"] = {
         "data": {"patches": len(data), "size": 32, "metrics": real.to_dict()},
         "runs": {first: [r.to_dict() for r in runs] for first, runs in results.items()},
