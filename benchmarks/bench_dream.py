@@ -19,6 +19,7 @@ import argparse
 import os
 import platform
 import resource
+import sys
 import time
 from pathlib import Path
 
@@ -88,6 +89,7 @@ def main() -> None:
     weights = args.weights if args.weights == "random" or Path(args.weights).exists() else "random"
     model = load_model("vgg16", weights, device=device)
     result = {
+        "command": "python benchmarks/bench_dream.py " + " ".join(sys.argv[1:]),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads, device {device}",
         "model": "vgg16", "weights": model.weights, "layer": LAYER, "channel": CHANNEL, "size": args.size,

@@ -224,7 +224,10 @@ def build_variant(model: nn.Module, name: str) -> nn.Module:
             _vgg_variant(variant.net.features, name)
         else:
             _resnet_variant(variant.net, name)
-    variant.eval().requires_grad_(False)
+    from gradviz.models import model_device
+
+    # New blur modules are built on the CPU; the shared weights already sit on the model's device.
+    variant.to(model_device(model)).eval().requires_grad_(False)
     return variant
 
 

@@ -222,8 +222,8 @@ def dream(
     """Maximise ``objective`` from ``start`` (B, 3, S, S) in [0, 1]; see the module docstring."""
     settings = settings or DreamSettings()
     settings.check()
-    if start.dim() != 4 or start.shape[1] != 3:
-        raise GradvizError(f"start images must have shape (B, 3, H, W), got {tuple(start.shape)}")
+    if start.dim() != 4 or start.shape[1] != 3 or start.shape[-1] != start.shape[-2]:
+        raise GradvizError(f"start images must have shape (B, 3, S, S), got {tuple(start.shape)}")
     device = model_device(model)
     start = start.detach().to(device, torch.float32)
     stride = objective_stride(model, objective)

@@ -29,6 +29,7 @@ VGG_STUDY_VARIANTS = ["maxpool", "stride", "avgpool", "blurpool3", "blurpool5", 
 RESNET_STUDY_VARIANTS = ["stride", "blurpool3", "blurpool4", "blurpool4-stem"]
 N_NOISE = 2  # noise images kept from the built-in set, besides the colour photographs
 FIGURE_DPI = 70  # modest: the study's figures stay well under the repository's budget
+LOG_BOTTOM = 1e-2  # line ratios below this (a blurred stem gives exactly 0) are drawn at the bottom
 
 
 def study_images(size: int, seed: int) -> ImageSet:
@@ -84,7 +85,9 @@ def plot_overview(results: dict[str, Comparison], path: Path) -> None:
         axes[0, col].axhline(1.0, color="k", ls=":", lw=0.8)
         axes[1, col].plot([s.stride for s in stages], [s.metrics.hf_offlattice_null for s in stages], "k:", lw=0.8)
         axes[0, col].set_yscale("log")
-        axes[0, col].set_title(f"{arch}\n{'ImageNet' if 'random' not in comp.weights else 'random init'}", fontsize=8)
+        axes[0, col].set_ylim(bottom=LOG_BOTTOM)
+        trained = "random init" if comp.weights.startswith("random") else "trained weights"
+        axes[0, col].set_title(f"{arch}\n{trained}", fontsize=8)
         for ax in axes[:, col]:
             ax.set_xscale("log", base=2)
             ax.tick_params(labelsize=6)

@@ -107,7 +107,7 @@ def panels_figure(model_name: str, weights: str, layers: list[dict], tensors: li
         ax.title.set_fontsize(7)
     fig.suptitle(f"{model_name} ({weights}): DeepDream objective, update = final - start; LF = lattice fraction", fontsize=9)
     fig.tight_layout()
-    save_figure(fig, path, dpi=80)
+    save_figure(fig, path, dpi=60)
 
 
 def octaves_figure(model_name: str, weights: str, layers: list[dict], path: Path) -> None:
