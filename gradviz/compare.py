@@ -32,7 +32,7 @@ from gradviz.images import ImageSet
 from gradviz.kernels import KernelPrediction, predict_lines
 from gradviz.models import model_device
 from gradviz.objectives import deepdream
-from gradviz.outputs import atomic_dir, write_json
+from gradviz.outputs import atomic_dir, json_ready, write_json
 from gradviz.spectrum import CheckerboardMetrics, SpectrumAccumulator
 from gradviz.taps import Taps, layer_table
 
@@ -68,7 +68,7 @@ class StageResult:
             "stride": self.stride,
             "cosine_mean": self.cosine_mean,
             "cosine_min": self.cosine_min,
-            "own_line_ratio": _finite(self.own_line_ratio),
+            "own_line_ratio": json_ready(self.own_line_ratio),
             "metrics": self.metrics.to_dict(),
         }
 
@@ -102,7 +102,7 @@ class VariantResult:
             "stages": [s.to_dict() for s in self.stages],
             "predictions": [p.to_dict() for p in self.predictions],
             "lines": [
-                {"period": s.stride, "measured_ratio": _finite(s.own_line_ratio), "predicted_to_dc": self.predicted_line(s.stride)}
+                {"period": s.stride, "measured_ratio": json_ready(s.own_line_ratio), "predicted_to_dc": self.predicted_line(s.stride)}
                 for s in self.stages
             ],
         }
@@ -134,23 +134,8 @@ class Comparison:
         }
 
 
-def _finite(x: float) -> float | None:
-    return x if math.isfinite(x) else None
-
-
 # Significant digits kept in comparison.json (keeps the file small; far below the run-to-run noise).
 JSON_DIGITS = 6
-
-
-def _rounded(obj):
-    """``obj`` with every float rounded to ``JSON_DIGITS`` significant digits."""
-    if isinstance(obj, float):
-        return float(f"{obj:.{JSON_DIGITS}g}") if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _rounded(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_rounded(v) for v in obj]
-    return obj
 
 
 def check_size(size: int) -> None:
@@ -401,6 +386,6 @@ def write_report(comp: Comparison, out: str | Path, stage_figures: list[str] | N
             name = f"stage-{layer.replace('.', '_')}.png"
             plot_stage(comp, layer, tmp / name, dpi)
             figures.append(name)
-        write_json(tmp / "comparison.json", _rounded(comp.to_dict()))
+        write_json(tmp / "comparison.json", json_ready(comp.to_dict(), JSON_DIGITS))
         (tmp / "report.md").write_text(markdown_report(comp, figures))
     return ["comparison.json", "report.md", *figures]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -51,3 +52,17 @@ def write_json(path: str | os.PathLike, data) -> None:
     """Write ``data`` as indented JSON, atomically."""
     with atomic_file(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
+
+
+def json_ready(obj, digits: int | None = None):
+    """``obj`` with NaN and infinities turned into ``None`` (valid JSON), and floats rounded to
+    ``digits`` significant digits when given; dicts, lists and tuples are walked."""
+    if isinstance(obj, float):
+        if not math.isfinite(obj):
+            return None
+        return float(f"{obj:.{digits}g}") if digits else obj
+    if isinstance(obj, dict):
+        return {k: json_ready(v, digits) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_ready(v, digits) for v in obj]
+    return obj

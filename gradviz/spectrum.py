@@ -39,6 +39,8 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+from gradviz.outputs import json_ready
+
 __all__ = [
     "CheckerboardMetrics",
     "SpectrumAccumulator",
@@ -84,17 +86,7 @@ class CheckerboardMetrics:
         d = asdict(self)
         d["lattice_ratio"] = self.lattice_ratio
         d["period_fractions"] = {str(k): v for k, v in self.period_fractions.items()}
-        return _finite(d)
-
-
-def _finite(obj):
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
+        return json_ready(d)
 
 
 def _check_stride(stride: int) -> int:

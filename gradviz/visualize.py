@@ -38,7 +38,7 @@ from tqdm import tqdm
 from gradviz.errors import GradvizError
 from gradviz.models import model_device
 from gradviz.objectives import Objective
-from gradviz.outputs import atomic_file
+from gradviz.outputs import atomic_file, json_ready
 from gradviz.parameterization import PARAMETERIZATIONS, make_parameterization
 from gradviz.spectrum import CheckerboardMetrics, checkerboard_metrics
 from gradviz.taps import LOGITS, Taps, check_layers_exist, layer_table, total_stride
@@ -149,7 +149,7 @@ class DreamResult:
 
     def to_dict(self) -> dict:
         """JSON-ready summary: settings, octave sizes, history, metrics of the accumulated update."""
-        return _finite({
+        return json_ready({
             "objective": self.objective,
             "stride": self.stride,
             "octave_sizes": self.octave_sizes,
@@ -157,17 +157,6 @@ class DreamResult:
             "update_metrics": self.update_metrics().to_dict(),
             "history": [asdict(r) for r in self.history],
         })
-
-
-def _finite(obj):
-    """NaN and infinities become None, so the dict is valid JSON."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
 
 
 def octave_sizes(size: int, octaves: int, scale: float, min_size: int = 1) -> list[int]:
