@@ -143,6 +143,12 @@ class DreamResult:
         """The accumulated update ``x_final - x_start``."""
         return self.images - self.start
 
+    @property
+    def stalled(self) -> bool:
+        """True when the images never moved: the objective's gradient was zero at every step
+        (typically a channel that never fires after a ReLU)."""
+        return bool((self.update() == 0).all())
+
     def update_metrics(self) -> CheckerboardMetrics:
         """Checkerboard metrics of the accumulated update (pooled over the batch)."""
         return checkerboard_metrics(self.update(), self.stride)

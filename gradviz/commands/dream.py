@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from gradviz.errors import GradvizError
@@ -85,7 +86,17 @@ def run(args: argparse.Namespace) -> int:
     metrics = summary["update_metrics"]
     print(
         f"wrote {out} and {out.with_suffix('.json')}: objective {result.history[0].objective:.4g} -> "
-        f"{result.history[-1].objective:.4g}; lattice fraction of the update {metrics['lattice_fraction']:.4f} "
-        f"(white-noise null {metrics['null_fraction']:.4f}, period {result.stride})"
+        f"{result.history[-1].objective:.4g}; lattice fraction of the update {_fmt(metrics['lattice_fraction'])} "
+        f"(white-noise null {_fmt(metrics['null_fraction'])}, period {result.stride})"
     )
+    if result.stalled:
+        print(
+            f"warning: the gradient of {objective.name} was zero at every step, so the image did not change "
+            "(a channel that never fires after a ReLU?); try the layer before the ReLU, another start or another channel",
+            file=sys.stderr,
+        )
     return 0
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.4f}"
