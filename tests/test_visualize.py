@@ -126,3 +126,17 @@ def test_cli_bad_arguments_fail_cleanly(tmp_path, capsys, extra, message):
     assert rc == 2
     assert len(err) == 1 and message in err[0] and "valid" in err[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jpg"]
+
+
+def test_a_silent_channel_is_reported_as_stalled(model):
+    # A channel whose ReLU output is zero everywhere has a zero gradient: nothing can move.
+    net = nn.Sequential(nn.Conv2d(3, 2, 3, stride=2, padding=1), nn.ReLU())
+    with torch.no_grad():
+        net[0].weight.zero_()
+        net[0].bias.copy_(torch.tensor([-1.0, 1.0]))
+    net.requires_grad_(False)
+    start = start_images("grey", 32, batch=1, seed=0)
+    silent = dream(net, channel("1", 0), start, DreamSettings(steps=2, progress=False))
+    assert silent.stalled and torch.equal(silent.images, silent.start)
+    live = dream(model, deepdream(LAYER), start_images("noise", 32, batch=1, seed=0), DreamSettings(steps=2, progress=False))
+    assert not live.stalled
