@@ -258,8 +258,11 @@ def _markdown(report: Report) -> str:
     return "\n".join(lines)
 
 
-def _figures(report: Report, folder: Path) -> None:
+def make_figures(report: Report) -> dict[str, "matplotlib.figure.Figure"]:
+    """The report's figures as matplotlib figures, keyed by file name (``spectra.png``, ...)."""
     import matplotlib.pyplot as plt
+
+    figures = {}
 
     layers = report.layers
     n = len(layers)
@@ -268,19 +271,19 @@ def _figures(report: Report, folder: Path) -> None:
         plots.plot_log_spectrum(axes[0, i], layer.incoherent_power, f"{layer.name} (S={layer.stride})\nmean of spectra", layer.stride)
         plots.plot_log_spectrum(axes[1, i], layer.coherent_power, "spectrum of mean", layer.stride)
     fig.suptitle(f"{report.model} ({report.weights}): log10 power of input gradients", fontsize=8)
-    plots.save_figure(fig, folder / "spectra.png")
+    figures["spectra.png"] = fig
 
     fig, axes = plt.subplots(1, n, figsize=(2.1 * n, 2.3), squeeze=False)
     for i, layer in enumerate(layers):
         plots.plot_gradient_map(axes[0, i], layer.example_gradient, f"{layer.name} (S={layer.stride})")
     fig.suptitle(f"{report.model}: input gradient, first image", fontsize=8)
-    plots.save_figure(fig, folder / "gradients.png")
+    figures["gradients.png"] = fig
 
     fig, axes = plt.subplots(1, n, figsize=(2.1 * n, 2.3), squeeze=False)
     for i, layer in enumerate(layers):
         plots.plot_tile(axes[0, i], layer.metrics.tile, f"{layer.name}\ncontrast {layer.metrics.tile_contrast:.3g}")
     fig.suptitle(f"{report.model}: energy tile (mean 1)", fontsize=8)
-    plots.save_figure(fig, folder / "tiles.png")
+    figures["tiles.png"] = fig
 
     fig, ax = plt.subplots(figsize=(5, 3.2))
     for layer in layers:
@@ -289,7 +292,7 @@ def _figures(report: Report, folder: Path) -> None:
     ax.set_xlabel("radius (cycles / pixel)")
     ax.set_ylabel("mean power")
     ax.legend(fontsize=6)
-    plots.save_figure(fig, folder / "radial.png")
+    figures["radial.png"] = fig
 
     names = [f"{layer.name}\nS={layer.stride}" for layer in layers]
     x = range(n)
@@ -315,7 +318,8 @@ def _figures(report: Report, folder: Path) -> None:
         ax.set_xticks(list(x))
         ax.set_xticklabels(names, fontsize=6)
     fig.suptitle(f"{report.model} ({report.weights}), {report.n_images} images", fontsize=8)
-    plots.save_figure(fig, folder / "depth.png")
+    figures["depth.png"] = fig
+    return figures
 
 
 def write_report(report: Report, out: str | Path) -> Path:
@@ -323,7 +327,8 @@ def write_report(report: Report, out: str | Path) -> Path:
     with atomic_dir(out) as tmp:
         write_json(tmp / "report.json", report.to_dict())
         (tmp / "report.md").write_text(_markdown(report))
-        _figures(report, tmp)
+        for name, fig in make_figures(report).items():
+            plots.save_figure(fig, tmp / name)
     return Path(out)
 
 

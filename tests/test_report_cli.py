@@ -10,7 +10,7 @@ from PIL import Image
 from gradviz.cli import main
 from gradviz.images import builtin_images
 from gradviz.models import build_architecture, load_model
-from gradviz.report import build_report
+from gradviz.report import build_report, make_figures
 from gradviz.taps import hook_count
 
 REQUIRED = {"name", "stride", "objective", "lattice_fraction", "null_fraction", "octave_fractions", "tile_contrast", "tile_cv", "tile"}
@@ -51,6 +51,9 @@ def test_report_is_deterministic_and_leaves_no_hooks():
     b = build_report(model, images, progress=False)
     assert [x.to_dict() for x in a.layers] == [x.to_dict() for x in b.layers]
     assert hook_count(model) == 0
+    figures = make_figures(a)
+    assert set(figures) == {"spectra.png", "gradients.png", "tiles.png", "radial.png", "depth.png"}
+    assert all(len(fig.axes) >= 1 for fig in figures.values())
 
 
 def test_features_only_weights_leave_logits_out(tmp_path, photos):
