@@ -116,8 +116,8 @@ def pick_patches(n: int, seed: int = 0) -> torch.Tensor:
 def input_gradient(disc: nn.Module, images: torch.Tensor) -> torch.Tensor:
     """Signed gradient of the summed logits with respect to the input images (one per image)."""
     x = images.detach().clone().requires_grad_(True)
-    disc(x).sum().backward()
-    return x.grad.detach()
+    (grad,) = torch.autograd.grad(disc(x).sum(), x)  # input only: no parameter gradients
+    return grad.detach()
 
 
 def measure_discriminator(first: str, images: torch.Tensor, seed: int = 0, width: int = 32) -> tuple[CheckerboardMetrics, torch.Tensor]:
