@@ -191,7 +191,6 @@ def train_gan(settings: GanSettings, data: torch.Tensor, progress: bool = True) 
         result.steps.append(step)
         result.output_metrics.append(checkerboard_metrics(fake, gen.period))
         result.gradient_metrics.append(checkerboard_metrics(input_gradient(disc, fake), PERIOD))
-        disc.zero_grad(set_to_none=True)
 
     evaluate(0)
     ones, zeros = torch.ones(settings.batch), torch.zeros(settings.batch)
