@@ -9,9 +9,9 @@ stride ``S`` (:func:`gradviz.downsampling.stage_layers`, or the user's ``layers`
 - **fairness**: ``cos(a_L^variant, a_L^original)`` per image (activations flattened), mean and
   minimum over the images; near 1 means the variant still computes what the trained network
   computes, so a cleaner gradient is not a broken network;
-- **lines**: at the stage of stride ``p`` the energy at bins of period exactly ``p`` over its null
-  share (``octave_fraction / octave_null``), beside what the kernels of the layers making lines
-  of period ``p`` predict (:mod:`gradviz.kernels`).
+- **lines**: at the stage of stride ``p`` the line excess at bins of period exactly ``p`` over their
+  local background, with its p-value (:mod:`gradviz.stats`), beside what the kernels of the layers
+  making lines of period ``p`` predict (:mod:`gradviz.kernels`).
 """
 
 from __future__ import annotations
@@ -55,12 +55,19 @@ class StageResult:
     cosine_min: float
     metrics: CheckerboardMetrics
 
-    @property
-    def own_line_ratio(self) -> float:
-        """Energy at period exactly ``stride`` over its white-noise share: the newest line."""
+    def _own(self, values: list[float]) -> float:
         j = self.stride.bit_length() - 2  # octave index of period == stride
-        null = self.metrics.octave_null_fractions[j] if 0 <= j < len(self.metrics.octave_null_fractions) else 0
-        return self.metrics.octave_fractions[j] / null if null > 0 else math.nan
+        return values[j] if 0 <= j < len(values) else math.nan
+
+    @property
+    def own_line_excess(self) -> float:
+        """Line excess at period exactly ``stride`` (the newest line) over its local background."""
+        return self._own(self.metrics.octave_excess)
+
+    @property
+    def own_line_p(self) -> float:
+        """p-value of :attr:`own_line_excess` (before any adjustment)."""
+        return self._own(self.metrics.octave_p_values)
 
     def to_dict(self) -> dict:
         return {
@@ -68,7 +75,8 @@ class StageResult:
             "stride": self.stride,
             "cosine_mean": self.cosine_mean,
             "cosine_min": self.cosine_min,
-            "own_line_ratio": json_ready(self.own_line_ratio),
+            "own_line_excess": json_ready(self.own_line_excess),
+            "own_line_p": json_ready(self.own_line_p),
             "metrics": self.metrics.to_dict(),
         }
 
@@ -102,7 +110,8 @@ class VariantResult:
             "stages": [s.to_dict() for s in self.stages],
             "predictions": [p.to_dict() for p in self.predictions],
             "lines": [
-                {"period": s.stride, "measured_ratio": json_ready(s.own_line_ratio), "predicted_to_dc": self.predicted_line(s.stride)}
+                {"period": s.stride, "measured_excess": json_ready(s.own_line_excess), "measured_p": json_ready(s.own_line_p),
+                 "predicted_to_dc": self.predicted_line(s.stride)}
                 for s in self.stages
             ],
         }
@@ -176,6 +185,7 @@ def measure_variant(
     stages: list[tuple[str, int]],
     batch_size: int = BATCH_SIZE,
     progress: tqdm | None = None,
+    seed: int = 0,
 ) -> tuple[list[StageResult], dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """Stage results of one variant, the first image's gradient per stage, and the mean power spectra."""
     device = model_device(variant)
@@ -202,7 +212,7 @@ def measure_variant(
         if progress is not None:
             progress.update(len(x))
     results = [
-        StageResult(layer, stride, cos_sum[layer] / len(images), cos_min[layer], accs[layer].metrics())
+        StageResult(layer, stride, cos_sum[layer] / len(images), cos_min[layer], accs[layer].metrics(seed=seed))
         for layer, stride in stages
     ]
     spectra = {layer: acc.incoherent_power().cpu() for layer, acc in accs.items()}
@@ -226,7 +236,7 @@ def compare_variants(
               disable=None) as bar:
         for name in names:
             variant = build_variant(model, name)
-            stage_results, examples, spectra = measure_variant(model, variant, name, images.images, stages, batch_size, bar)
+            stage_results, examples, spectra = measure_variant(model, variant, name, images.images, stages, batch_size, bar, seed)
             results.append(
                 VariantResult(name, describe_variant(model, name), stage_results, predict_lines(variant, size), examples, spectra)
             )
@@ -259,8 +269,10 @@ def markdown_report(comp: Comparison, figures: list[str]) -> str:
         "## Per variant and stage",
         "",
         "cos = mean cosine similarity of the stage's activations to the original's (min over images in brackets); "
-        "lattice = lattice fraction / white-noise null; own line = energy at period = stride over its null; "
-        "tile = energy tile max/min; hf off = top-octave off-lattice energy fraction (null in the header).",
+        "verdict = the line test at alpha 0.05 (Holm over the octaves); lattice excess = power of the lattice bins over "
+        "their local background (1 = no grid), p in brackets; own line = the same at period = stride only; shared tile "
+        "cv = the energy tile the images share (interior), p in brackets; tile max/min = the pooled tile, a description "
+        "only; hf off = top-octave off-lattice share of the energy. Every image counts the same (unit energy).",
         "",
     ]
     stages = comp.variants[0].stages
@@ -268,14 +280,14 @@ def markdown_report(comp: Comparison, figures: list[str]) -> str:
     sep = "|---|" + "---|" * len(stages)
     for title, cell in [
         ("cos (min)", lambda s: f"{s.cosine_mean:.3f} ({s.cosine_min:.3f})"),
-        ("lattice / null", lambda s: _fmt(s.metrics.lattice_ratio)),
-        ("own line / null", lambda s: _fmt(s.own_line_ratio)),
-        ("tile max/min", lambda s: _fmt(s.metrics.tile_contrast)),
+        ("verdict", lambda s: s.metrics.verdict),
+        ("lattice excess (p)", lambda s: f"{_fmt(s.metrics.lattice_excess)} ({_fmt(s.metrics.p_value, 2)})"),
+        ("own line excess (p)", lambda s: f"{_fmt(s.own_line_excess)} ({_fmt(s.own_line_p, 2)})"),
+        ("shared tile cv (p)", lambda s: f"{_fmt(s.metrics.shared_tile_cv)} ({_fmt(s.metrics.tile_p_value, 2)})"),
+        ("tile max/min (description)", lambda s: _fmt(s.metrics.tile_contrast)),
         ("hf off-lattice fraction", lambda s: f"{s.metrics.hf_offlattice_fraction:.3f}"),
     ]:
         lines += [f"### {title}", ""]
-        if title.startswith("hf"):
-            lines += ["null: " + ", ".join(f"{s.layer} {s.metrics.hf_offlattice_null:.3f}" for s in stages), ""]
         lines += [header, sep]
         lines += [f"| {v.name} | " + " | ".join(cell(s) for s in v.stages) + " |" for v in comp.variants]
         lines.append("")
@@ -296,13 +308,13 @@ def markdown_report(comp: Comparison, figures: list[str]) -> str:
         "Per strided layer: the period of its lines in pixels, what its kernel predicts for a constant upstream "
         "gradient (mean over harmonics of P(w_q)/P(0)) and for white-noise upstream (polyphase tile max/min; "
         "inf: a phase gets no gradient, as for a 1x1 stride-2 convolution), and the measured energy at that "
-        "period over its null at the stage of that stride.",
+        "period: its excess over the local background (p) at the stage of that stride.",
         "",
-        "| variant | layer | kind | period | predicted line/DC | predicted tile max/min | measured line / null |",
+        "| variant | layer | kind | period | predicted line/DC | predicted tile max/min | measured line excess (p) |",
         "|---|---|---|---|---|---|---|",
     ]
     for v in comp.variants:
-        measured = {s.stride: s.own_line_ratio for s in v.stages}
+        measured = {s.stride: f"{_fmt(s.own_line_excess)} ({_fmt(s.own_line_p, 2)})" for s in v.stages}
         for p in v.predictions:
             mean_h = None
             if p.harmonic_to_dc:
@@ -311,7 +323,7 @@ def markdown_report(comp: Comparison, figures: list[str]) -> str:
             tile = "data-dependent" if p.tile is None else ("inf" if p.tile_contrast is None else _fmt(p.tile_contrast))
             line = "data-dependent" if p.harmonic_to_dc is None else _fmt(mean_h)
             lines.append(
-                f"| {v.name} | {p.layer} | {p.kind} | {p.line_period} | {line} | {tile} | {_fmt(measured.get(p.line_period))} |"
+                f"| {v.name} | {p.layer} | {p.kind} | {p.line_period} | {line} | {tile} | {measured.get(p.line_period, 'n/a')} |"
             )
     lines += ["", "## Figures", ""] + [f"![{f}]({f})" for f in figures] + [""]
     return "\n".join(lines)
@@ -328,38 +340,43 @@ def plot_stage(comp: Comparison, layer: str, path: Path, dpi: int = 80) -> None:
     for row, v in zip(axes, comp.variants):
         stage = next(s for s in v.stages if s.layer == layer)
         plot_gradient_map(row[0], v.example_gradients[layer], f"{v.name}: gradient ({comp.image_names[0]})")
-        plot_log_spectrum(row[1], v.spectra[layer], f"log10 power, lattice/null {_fmt(stage.metrics.lattice_ratio)}", stride=stage.stride)
+        plot_log_spectrum(row[1], v.spectra[layer], f"log10 power, excess {_fmt(stage.metrics.lattice_excess)} (p {_fmt(stage.metrics.p_value, 2)})", stride=stage.stride)
         tile = torch.tensor(stage.metrics.tile)
-        plot_tile(row[2], tile, f"tile max/min {_fmt(stage.metrics.tile_contrast)}")
+        plot_tile(row[2], tile, f"shared cv {_fmt(stage.metrics.shared_tile_cv, 2)} (p {_fmt(stage.metrics.tile_p_value, 2)})")
     fig.suptitle(f"{comp.arch} ({comp.weights}), deepdream({layer}), stride {stage.stride}", fontsize=8)
     fig.tight_layout()
     save_figure(fig, path, dpi=dpi)
 
 
 def plot_summary(comp: Comparison, path: Path, dpi: int = 80) -> None:
-    """Six panels against stage stride: lattice/null, own line/null, predicted line/DC, tile, hf off-lattice, cos."""
+    """Six panels against stage stride: lattice excess, own line excess, predicted line/DC, shared tile cv,
+    hf off-lattice share, cos. Filled markers: significant at alpha (Holm-adjusted for the lattice, raw for
+    the own line, tile p for the tile); open: not."""
     import matplotlib.pyplot as plt
 
     from gradviz.plots import save_figure
 
     fig, axes = plt.subplots(2, 3, figsize=(10, 5.6))
     panels = [
-        ("lattice fraction / null", lambda v, s: s.metrics.lattice_ratio, True),
-        ("energy at period = stride / null", lambda v, s: s.own_line_ratio, True),
-        ("kernel-predicted line / DC at that period", lambda v, s: v.predicted_line(s.stride), False),
-        ("energy tile max/min", lambda v, s: s.metrics.tile_contrast, True),
-        ("high-frequency off-lattice fraction", lambda v, s: s.metrics.hf_offlattice_fraction, False),
-        ("cosine similarity to the original", lambda v, s: s.cosine_mean, False),
+        ("lattice excess over local background (1 = none)", lambda v, s: s.metrics.lattice_excess, True,
+         lambda s: s.metrics.grid_detected),
+        ("line excess at period = stride", lambda v, s: s.own_line_excess, True, lambda s: s.own_line_p < s.metrics.alpha),
+        ("kernel-predicted line / DC at that period", lambda v, s: v.predicted_line(s.stride), False, None),
+        ("shared energy tile cv (interior)", lambda v, s: s.metrics.shared_tile_cv, False, lambda s: s.metrics.tile_detected),
+        ("high-frequency off-lattice share", lambda v, s: s.metrics.hf_offlattice_fraction, False, None),
+        ("cosine similarity to the original", lambda v, s: s.cosine_mean, False, None),
     ]
-    for ax, (title, fn, log) in zip(axes.flat, panels):
-        for v in comp.variants:
+    for ax, (title, fn, log, significant) in zip(axes.flat, panels):
+        for i, v in enumerate(comp.variants):
             xs = [s.stride for s in v.stages]
             ys = [fn(v, s) for s in v.stages]
             ys = [math.nan if y is None or not math.isfinite(y) else y for y in ys]
-            ax.plot(xs, ys, marker="o", ms=3, label=v.name)
-        if title.startswith("high"):
-            stages = comp.variants[0].stages
-            ax.plot([s.stride for s in stages], [s.metrics.hf_offlattice_null for s in stages], "k:", label="null")
+            ax.plot(xs, ys, "-", lw=1, color=f"C{i}", label=v.name)
+            for x, y, s in zip(xs, ys, v.stages):
+                filled = significant is None or significant(s)
+                ax.plot([x], [y], "o", ms=3, color=f"C{i}", mfc=f"C{i}" if filled else "white")
+        if log:
+            ax.axhline(1.0, color="k", ls="--", lw=0.6)
         ax.set_xscale("log", base=2)
         if log:
             ax.set_yscale("log")

@@ -241,7 +241,7 @@ def plot_gradients(grads: dict[str, torch.Tensor], path, n_show: int = 4, dpi: i
         m = checkerboard_metrics(g, PERIOD)
         ax = axes[r, n_show]
         ax.imshow(m.tile, cmap="viridis", interpolation="nearest")
-        ax.set_title(f"tile max/min {m.tile_contrast:.2f}", fontsize=8)
+        ax.set_title(f"pooled tile max/min {m.tile_contrast:.2f}\n(description; lines: {'grid' if m.grid_detected else 'none'})", fontsize=7)
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle("discriminator input gradients at initialisation (signed, channel sum)", fontsize=10)
@@ -251,24 +251,23 @@ def plot_gradients(grads: dict[str, torch.Tensor], path, n_show: int = 4, dpi: i
 
 
 def plot_training(results: dict[str, list[GanResult]], path, dpi: int = 90) -> None:
-    """Generator outputs' lattice fraction and period-2 fraction, and the period-2 fraction of the
-    discriminator's gradient on them, against training step; one colour per first layer, one line per seed."""
+    """Against training step: the generator outputs' period-2 line excess and lattice excess over the
+    local background, and the period-2 excess of the discriminator's gradient on them (1 = no grid);
+    one colour per first layer, one line per seed."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     panels = [
-        ("G outputs: lattice fraction", lambda r: [m.lattice_fraction for m in r.output_metrics]),
-        ("G outputs: period-2 fraction", lambda r: [m.octave_fractions[0] for m in r.output_metrics]),
-        ("D gradient on G outputs: period-2 fraction", lambda r: [m.octave_fractions[0] for m in r.gradient_metrics]),
+        ("G outputs: period-2 line excess", lambda r: [m.octave_excess[0] for m in r.output_metrics]),
+        ("G outputs: lattice excess (all periods)", lambda r: [m.lattice_excess for m in r.output_metrics]),
+        ("D gradient on G outputs: period-2 line excess", lambda r: [m.octave_excess[0] for m in r.gradient_metrics]),
     ]
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, (title, get) in zip(axes, panels):
         for c, (name, runs) in enumerate(results.items()):
             for j, run in enumerate(runs):
-                ax.plot(run.steps, get(run), color=colours[c % len(colours)], alpha=0.8,
+                ax.plot(run.steps, get(run), color=colours[c % len(colours)], alpha=0.6, lw=1,
                         label=f"D first layer {name}" if j == 0 else None)
-        null = results[next(iter(results))][0].output_metrics[0]
-        ref = null.null_fraction if "lattice" in title else null.octave_null_fractions[0]
-        ax.axhline(ref, color="grey", ls=":", label="white-noise null")
+        ax.axhline(1.0, color="grey", ls=":", label="no grid")
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("training step")
         ax.set_yscale("log")

@@ -258,7 +258,7 @@ def plot_samples(results: list[tuple[GeneratorResult, torch.Tensor]], path, n_sh
             ax.set_yticks([])
         m = res.metrics
         axes[r, 0].set_ylabel(res.design, fontsize=8)
-        axes[r, 0].set_title(f"lattice {m.lattice_fraction:.3f}, tile max/min {m.tile_contrast:.1f}",
+        axes[r, 0].set_title(f"lattice excess {m.lattice_excess:.3g} (p {m.p_value:.2g}), share {m.lattice_fraction:.3f}",
                              fontsize=7, loc="left")
     fig.suptitle(f"{title} (each image min-max stretched)", fontsize=10)
     fig.tight_layout()

@@ -19,8 +19,9 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry")
 # Grey photographs from the same wheel, repeated over the three colour channels.
 SKIMAGE_GREY = ("camera", "coins", "grass", "gravel", "brick", "moon")
-# Noise images added to the built-in set: uniform in [0, 1], drawn from the seed.
-N_NOISE_IMAGES = 4
+# Noise images added to the built-in set by default: none, since white-noise images have far larger
+# gradients than photographs and would decide pooled numbers (uniform in [0, 1], drawn from the seed).
+N_NOISE_IMAGES = 0
 
 
 @dataclass
@@ -72,15 +73,16 @@ def read_image(path: str | Path) -> torch.Tensor:
         raise GradvizError(f"cannot read image {path} ({type(exc).__name__}); valid: {', '.join(sorted(IMAGE_SUFFIXES))}") from exc
 
 
-def load_images(source: str | Path | None, size: int = 224, seed: int = 0, min_size: int = 1) -> ImageSet:
-    """Images for a report: ``None`` for the built-in set, else a folder or a single image file.
+def load_images(source: str | Path | None, size: int = 224, seed: int = 0, min_size: int = 1,
+                noise: int = N_NOISE_IMAGES) -> ImageSet:
+    """Images for a report: ``None`` for the built-in set (with ``noise`` noise images), else a folder or a file.
 
     Images smaller than ``min_size`` (the network's total stride) on either side are refused.
     """
     if size < min_size:
         raise GradvizError(f"image size {size} is smaller than the network's stride {min_size}")
     if source is None:
-        return builtin_images(size, seed)
+        return builtin_images(size, seed, noise)
     path = Path(source)
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -113,4 +115,5 @@ def builtin_images(size: int = 224, seed: int = 0, noise: int = N_NOISE_IMAGES) 
     for i in range(noise):
         tensors.append(torch.rand(3, size, size, generator=gen))
         names.append(f"noise:{i}")
-    return ImageSet(torch.stack(tensors), names, f"built-in: {len(SKIMAGE_PHOTOS) + len(SKIMAGE_GREY)} scikit-image photographs + {noise} uniform-noise images (seed {seed})")
+    photos = f"built-in: {len(SKIMAGE_PHOTOS) + len(SKIMAGE_GREY)} scikit-image photographs"
+    return ImageSet(torch.stack(tensors), names, photos + (f" + {noise} uniform-noise images (seed {seed})" if noise else ""))

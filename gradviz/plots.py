@@ -81,3 +81,52 @@ def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> None:
     with atomic_file(path) as tmp:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
     plt.close(fig)
+
+
+def plot_octave_excess(ax, labels: list[str], metrics: list, title: str = "line excess by octave") -> None:
+    """Excess (power over the local background) per octave against ``labels``, log scale, 1 = no grid.
+
+    Filled markers: the octave's Holm-adjusted p-value is below the metrics' alpha; open: it is not.
+    """
+    x = np.arange(len(labels))
+    n_oct = max((len(m.octave_excess) for m in metrics), default=0)
+    for j in range(n_oct):
+        colour = f"C{j}"
+        ys = [m.octave_excess[j] if j < len(m.octave_excess) else np.nan for m in metrics]
+        sig = [j < len(m.octave_p_adjusted) and m.octave_p_adjusted[j] < m.alpha for m in metrics]
+        ax.plot(x, ys, "-", color=colour, lw=1, label=f"period {2 ** (j + 1)}")
+        for xi, y, s in zip(x, ys, sig):
+            ax.plot([xi], [y], "o", color=colour, mfc=colour if s else "white", ms=4)
+    ax.axhline(1.0, color="k", ls="--", lw=0.8)
+    ax.set_yscale("log")
+    ax.set_xticks(x)
+    ax.set_xticklabels(labels, fontsize=6)
+    ax.set_title(f"{title}\n(filled: Holm-adjusted p < alpha; 1 = no grid)", fontsize=7)
+    if n_oct:
+        ax.legend(fontsize=6)
+
+
+def plot_depth(labels: list[str], metrics: list):
+    """Three panels against depth: line excess by octave, energy share by octave, shared tile cv."""
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+    plot_octave_excess(axes[0], labels, metrics)
+    x = np.arange(len(labels))
+    bottom = np.zeros(len(labels))
+    for j in range(max((len(m.octave_fractions) for m in metrics), default=0)):
+        vals = np.array([m.octave_fractions[j] if j < len(m.octave_fractions) else 0.0 for m in metrics])
+        axes[1].bar(x, vals, bottom=bottom, label=f"period {2 ** (j + 1)}")
+        bottom += vals
+    axes[1].set_yscale("log")
+    axes[1].set_title("share of gradient energy on the lattice, by octave", fontsize=7)
+    axes[1].legend(fontsize=6)
+    cv = [m.shared_tile_cv for m in metrics]
+    sig = [m.tile_detected for m in metrics]
+    axes[2].plot(x, cv, "-", color="C0", lw=1)
+    for xi, y, s in zip(x, cv, sig):
+        axes[2].plot([xi], [y], "o", color="C0", mfc="C0" if s else "white", ms=4)
+    axes[2].set_title("shared energy tile cv (interior)\n(filled: tile p < alpha)", fontsize=7)
+    for ax in axes[1:]:
+        ax.set_xticks(x)
+        ax.set_xticklabels(labels, fontsize=6)
+    fig.tight_layout()
+    return fig

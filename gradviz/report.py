@@ -71,6 +71,7 @@ class Report:
     source: str
     layers: list[LayerResult]
     notes: list[str] = field(default_factory=list)
+    alpha: float = 0.05
 
     def to_dict(self) -> dict:
         return {
@@ -82,6 +83,7 @@ class Report:
             "seed": self.seed,
             "device": self.device,
             "source": self.source,
+            "alpha": self.alpha,
             "versions": versions(),
             "notes": self.notes,
             "layers": [layer.to_dict() for layer in self.layers],
@@ -149,6 +151,7 @@ def measure(
     batch_size: int = 8,
     seed: int = 0,
     progress: bool | None = None,
+    alpha: float = 0.05,
 ) -> list[LayerResult]:
     """Gradients of every layer's objective for every image, accumulated into spectra and metrics.
 
@@ -177,7 +180,7 @@ def measure(
             name=s.name,
             stride=s.stride,
             objective=s.objective.name,
-            metrics=accs[s.name].metrics(),
+            metrics=accs[s.name].metrics(seed=seed, alpha=alpha),
             incoherent_power=accs[s.name].incoherent_power().cpu(),
             coherent_power=accs[s.name].coherent_power().cpu(),
             example_gradient=examples[s.name],
@@ -204,34 +207,49 @@ def _markdown(report: Report) -> str:
         "## What was measured",
         "",
         "For each layer, the gradient of its objective with respect to the RGB input pixels (in [0, 1]) was",
-        "computed for every image. Each gradient was cropped at the top-left to a multiple of the layer's",
-        "cumulative stride S, each channel's mean was removed, and the 2D FFT (orthonormal) taken.",
-        "Energies are summed over images and channels before any ratio is formed.",
+        "computed for every image, cropped at the top-left to a multiple of the layer's cumulative stride S,",
+        "scaled to unit energy (every image counts the same), each channel's mean removed, and the 2D FFT",
+        "(orthonormal) taken. Spectra and tiles are summed over images and channels.",
         "",
-        "- lattice fraction = energy at frequencies (a/S, b/S), DC excluded / all non-DC energy;",
-        "  null = (S*S - 1)/(H*W - 1), its value for white noise; ratio = lattice / null.",
-        "- octave j = lattice energy at bins of period exactly 2^j px (period S/gcd(a, b, S)), same denominator.",
-        "- tile = mean of sum_c g_c^2 at each phase (y mod S, x mod S), normalised to mean 1;",
-        "  contrast = max/min, cv = std/mean.",
-        "- hf off-lattice = non-lattice energy with max(|fy|, |fx|) >= 1/4 cycle/px, over all non-DC energy.",
-        "- coherent = lattice fraction of the mean gradient over images (grid-locked structure shared by all).",
-        "- With few images and a large S, each tile cell averages few pixels, so max/min grows by chance alone;",
-        "  cv null = sqrt(2 S^2 / (C H W N)) is the tile cv of Gaussian white noise of the same size.",
+        "**Is there a grid?** A grid of period S puts power on the *lattice*: the bins (a/S, b/S).",
+        "Gradients have sloped spectra, so each lattice bin is compared with its own neighbourhood:",
         "",
-        "## Results",
+        "- *excess* = exp(mean over the lattice bins of log(P(bin) / geometric mean of P over the non-lattice",
+        "  bins within +-2 bins)), after removing the boundary cross (Moisan's periodic-plus-smooth",
+        "  decomposition); bins on an axis are compared with bins on that axis. 1 = no grid, whatever the slope;",
+        "  per octave j, over the bins of period exactly 2^j px.",
+        "- *p* per octave: the share of 999 copies of the same bins, translated in frequency onto non-lattice",
+        "  positions, whose statistic is at least as large; the layer's p is the smallest Holm-adjusted p over",
+        "  the octaves. Verdict \"grid\" when p < alpha, naming the octaves whose adjusted p < alpha.",
+        "- *shared tile cv*: the energy pattern (sum_c g_c^2 at each phase y mod S, x mod S, on the interior,",
+        "  slow trend removed) that different images share, as a U-statistic over pairs of images (0 in",
+        "  expectation without a shared pattern); its p from 999 draws that roll each image's tile by a random",
+        "  phase.",
         "",
-        "| layer | S | objective | lattice fraction | null | ratio | octaves (period 2, 4, ...) | coherent | tile contrast | tile cv (null) | hf off-lattice (null) |",
+        "**How much of the gradient is grid?** Energy shares, no test: lattice share = lattice energy / all",
+        "non-DC energy, by octave; coherent = lattice share of the mean gradient; hf off-lattice = non-lattice",
+        "energy with max(|fy|, |fx|) >= 1/4 cycle/px. Tile max/min describes the pooled tile; it is mostly",
+        "chance at large S and is not evidence.",
+        "",
+        f"## Results (alpha = {report.alpha})",
+        "",
+        "| layer | S | verdict | excess by octave (p) | lattice excess | shared tile cv (p) | lattice share | share by octave | coherent share | tile max/min | hf off-lattice |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for layer in d["layers"]:
-        octaves = ", ".join(_fmt(v, 3) for v in layer["octave_fractions"])
+        octaves = ", ".join(f"{_fmt(e, 3)} ({_fmt(p, 2)})" for e, p in zip(layer["octave_excess"], layer["octave_p_values"]))
+        shares = ", ".join(_fmt(v, 2) for v in layer["octave_fractions"])
+        tile = f"{_fmt(layer['shared_tile_cv'], 3)} ({_fmt(layer['tile_p_value'], 2)})" if layer["tile_p_value"] is not None \
+            else f"n/a ({layer['tile_note']})"
         lines.append(
-            f"| {layer['name']} | {layer['stride']} | {layer['objective']} | {_fmt(layer['lattice_fraction'])} "
-            f"| {_fmt(layer['null_fraction'], 3)} | {_fmt(layer['lattice_ratio'], 3)} | {octaves} "
-            f"| {_fmt(layer['coherent_lattice_fraction'])} | {_fmt(layer['tile_contrast'], 3)} "
-            f"| {_fmt(layer['tile_cv'], 3)} ({_fmt(layer['tile_cv_null'], 2)}) | {_fmt(layer['hf_offlattice_fraction'], 3)} ({_fmt(layer['hf_offlattice_null'], 3)}) |"
+            f"| {layer['name']} | {layer['stride']} | {layer['verdict']} | {octaves} | {_fmt(layer['lattice_excess'], 3)} "
+            f"| {tile} | {_fmt(layer['lattice_fraction'], 3)} | {shares} | {_fmt(layer['coherent_lattice_fraction'], 3)} "
+            f"| {_fmt(layer['tile_contrast'], 3)} | {_fmt(layer['hf_offlattice_fraction'], 3)} |"
         )
     lines += [
+        "",
+        "Octave p-values are before the Holm adjustment; the verdict uses the adjusted ones. "
+        f"Objective per layer: {', '.join(sorted({layer['objective'] for layer in d['layers']}))}.",
         "",
         "## Figures",
         "",
@@ -281,8 +299,9 @@ def make_figures(report: Report) -> dict[str, "matplotlib.figure.Figure"]:
 
     fig, axes = plt.subplots(1, n, figsize=(2.1 * n, 2.3), squeeze=False)
     for i, layer in enumerate(layers):
-        plots.plot_tile(axes[0, i], layer.metrics.tile, f"{layer.name}\ncontrast {layer.metrics.tile_contrast:.3g}")
-    fig.suptitle(f"{report.model}: energy tile (mean 1)", fontsize=8)
+        m = layer.metrics
+        plots.plot_tile(axes[0, i], m.tile, f"{layer.name}\nshared cv {_fmt(m.shared_tile_cv, 2)} (p {_fmt(m.tile_p_value, 2)})")
+    fig.suptitle(f"{report.model}: pooled energy tile (mean 1); shared cv and its p from the interior", fontsize=8)
     figures["tiles.png"] = fig
 
     fig, ax = plt.subplots(figsize=(5, 3.2))
@@ -294,31 +313,8 @@ def make_figures(report: Report) -> dict[str, "matplotlib.figure.Figure"]:
     ax.legend(fontsize=6)
     figures["radial.png"] = fig
 
-    names = [f"{layer.name}\nS={layer.stride}" for layer in layers]
-    x = range(n)
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
-    axes[0].semilogy(x, [layer.metrics.lattice_fraction for layer in layers], "o-", label="lattice fraction")
-    axes[0].semilogy(x, [layer.metrics.null_fraction for layer in layers], "k--", label="white-noise null")
-    axes[0].semilogy(x, [layer.metrics.coherent_lattice_fraction for layer in layers], "s:", label="coherent (mean gradient)")
-    axes[0].set_title("lattice fraction", fontsize=8)
-    axes[0].legend(fontsize=6)
-    max_oct = max(len(layer.metrics.octave_fractions) for layer in layers)
-    bottom = [0.0] * n
-    for j in range(max_oct):
-        vals = [layer.metrics.octave_fractions[j] if j < len(layer.metrics.octave_fractions) else 0.0 for layer in layers]
-        axes[1].bar(x, vals, bottom=bottom, label=f"period {2 ** (j + 1)}")
-        bottom = [b + v for b, v in zip(bottom, vals)]
-    axes[1].set_title("lattice energy by octave", fontsize=8)
-    axes[1].legend(fontsize=6)
-    axes[2].plot(x, [layer.metrics.tile_contrast for layer in layers], "o-", label="tile max/min")
-    axes[2].plot(x, [1 + layer.metrics.tile_cv for layer in layers], "s-", label="1 + tile cv")
-    axes[2].set_title("energy tile", fontsize=8)
-    axes[2].legend(fontsize=6)
-    for ax in axes:
-        ax.set_xticks(list(x))
-        ax.set_xticklabels(names, fontsize=6)
-    fig.suptitle(f"{report.model} ({report.weights}), {report.n_images} images", fontsize=8)
-    figures["depth.png"] = fig
+    figures["depth.png"] = plots.plot_depth([f"{layer.name}\nS={layer.stride}" for layer in layers], [layer.metrics for layer in layers])
+    figures["depth.png"].suptitle(f"{report.model} ({report.weights}), {report.n_images} images", fontsize=8)
     return figures
 
 
@@ -344,6 +340,7 @@ def build_report(
     batch_size: int = 8,
     seed: int = 0,
     progress: bool | None = None,
+    alpha: float = 0.05,
 ) -> Report:
     """Measure ``model`` on ``image_set`` and return a :class:`Report` (nothing is written).
 
@@ -361,7 +358,7 @@ def build_report(
         if not include_logits and layers is None:
             notes.append("the classifier is untrained (features-only weights): logits left out (--logits adds them)")
     specs = plan_layers(model, layers, size, objective, channel_index, include_logits)
-    results = measure(model, image_set.images, specs, source, batch_size, seed, progress)
+    results = measure(model, image_set.images, specs, source, batch_size, seed, progress, alpha)
     return Report(
         model=getattr(model, "arch", type(model).__name__),
         weights=getattr(model, "weights", "custom"),
@@ -373,5 +370,6 @@ def build_report(
         source=source,
         layers=results,
         notes=notes,
+        alpha=alpha,
     )
 

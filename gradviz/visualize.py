@@ -125,6 +125,9 @@ class StepRecord:
     lattice_fraction: float | None = None
     octave_fractions: list[float] = field(default_factory=list)
     tile_contrast: float | None = None
+    lattice_excess: float | None = None
+    octave_excess: list[float] = field(default_factory=list)
+    p_value: float | None = None
 
 
 @dataclass
@@ -266,6 +269,7 @@ def _record(octave: int, step: int, size: int, values: torch.Tensor, update: tor
             m.octave_fractions,
             m.tile_contrast,
         )
+        record.lattice_excess, record.octave_excess, record.p_value = m.lattice_excess, m.octave_excess, m.p_value
     return record
 
 

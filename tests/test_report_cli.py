@@ -13,7 +13,9 @@ from gradviz.models import build_architecture, load_model
 from gradviz.report import build_report, make_figures
 from gradviz.taps import hook_count
 
-REQUIRED = {"name", "stride", "objective", "lattice_fraction", "null_fraction", "octave_fractions", "tile_contrast", "tile_cv", "tile"}
+REQUIRED = {"name", "stride", "objective", "lattice_fraction", "null_fraction", "octave_fractions", "tile_contrast", "tile_cv", "tile",
+            "lattice_excess", "octave_excess", "octave_p_values", "p_value", "grid_detected", "shared_tile_cv",
+            "tile_p_value", "verdict"}
 
 
 @pytest.fixture()
@@ -39,9 +41,15 @@ def test_report_writes_json_markdown_and_figures(tmp_path, photos):
         assert REQUIRED <= set(layer)
         assert len(layer["octave_fractions"]) == int(np.log2(layer["stride"]))
         assert layer["null_fraction"] == pytest.approx((layer["stride"] ** 2 - 1) / (64 * 64 - 1))
+        assert len(layer["octave_excess"]) == len(layer["octave_p_values"]) == int(np.log2(layer["stride"]))
+        assert layer["grid_detected"] == (layer["p_value"] < 0.05)
+        assert layer["verdict"].startswith("grid" if layer["grid_detected"] else "no detectable grid")
+    # random-init ResNet18: strided 1x1 and 3x3 convolutions put a grid in every stage's gradient
+    assert data["layers"][0]["grid_detected"]
     for png in ("spectra.png", "gradients.png", "tiles.png", "depth.png", "radial.png"):
         assert (out / png).stat().st_size > 1000
-    assert "lattice fraction" in (out / "report.md").read_text()
+    page = (out / "report.md").read_text()
+    assert "excess by octave" in page and "verdict" in page and "white-noise" not in page
 
 
 def test_report_is_deterministic_and_leaves_no_hooks():

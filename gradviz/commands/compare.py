@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     for v in comp.variants:
         deepest = v.stages[-1]
         m = deepest.metrics
-        print(f"{v.name:15s} {deepest.layer}: lattice/null {m.lattice_ratio:7.2f}  tile max/min {m.tile_contrast:6.2f}  "
+        print(f"{v.name:15s} {deepest.layer}: {m.verdict}; lattice excess {m.lattice_excess:.3g}  "
               f"hf off-lattice {m.hf_offlattice_fraction:.3f}  cos {deepest.cosine_mean:.3f}")
     print(f"wrote {args.out}/: {', '.join(files)}")
     return 0

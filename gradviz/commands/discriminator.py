@@ -39,8 +39,8 @@ def run(args: argparse.Namespace) -> int:
         write_json(tmp / "metrics.json", {f: m.to_dict() for f, (m, _) in results.items()})
         plot_gradients({f: g for f, (_, g) in results.items()}, tmp / "gradients.png")
     for f, (m, _) in results.items():
-        print(f"{f:14s} lattice {m.lattice_fraction:.3f} (null {m.null_fraction:.3f})  period-2 "
-              f"{m.octave_fractions[0]:.4f}  tile max/min {m.tile_contrast:.2f}")
+        print(f"{f:14s} {m.verdict}; period-2 excess {m.octave_excess[0]:.3g} (p {m.octave_p_values[0]:.3g}), "
+              f"lattice share {m.lattice_fraction:.3f}")
     print(f"wrote {args.out}/metrics.json and gradients.png")
     return 0
 

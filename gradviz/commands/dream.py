@@ -86,8 +86,8 @@ def run(args: argparse.Namespace) -> int:
     metrics = summary["update_metrics"]
     print(
         f"wrote {out} and {out.with_suffix('.json')}: objective {result.history[0].objective:.4g} -> "
-        f"{result.history[-1].objective:.4g}; lattice fraction of the update {_fmt(metrics['lattice_fraction'])} "
-        f"(white-noise null {_fmt(metrics['null_fraction'])}, period {result.stride})"
+        f"{result.history[-1].objective:.4g}; the update (period {result.stride}): {metrics['verdict']}, "
+        f"lattice share {_fmt(metrics['lattice_fraction'])}"
     )
     if result.stalled:
         print(

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         plot_samples(results, tmp / "samples.png")
     for r, _ in results:
         m = r.metrics
-        print(f"{r.design:18s} lattice {m.lattice_fraction:.3f} (null {m.null_fraction:.3f})  "
-              f"tile max/min {m.tile_contrast:.2f}  coherent {m.coherent_lattice_fraction:.3f}")
+        print(f"{r.design:18s} {m.verdict}; lattice excess {m.lattice_excess:.3g}, lattice share "
+              f"{m.lattice_fraction:.3f}, coherent share {m.coherent_lattice_fraction:.3f}")
     print(f"wrote {args.out}/metrics.json and samples.png")
     return 0

@@ -29,7 +29,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     logits.add_argument("--logits", dest="logits", action="store_true", default=None, help="always measure the top logit")
     logits.add_argument("--no-logits", dest="logits", action="store_false", help="never measure the logits")
     p.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default: 8)")
-    p.add_argument("--seed", type=int, default=0, help="seed for random weights, noise images and SmoothGrad (default: 0)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed for random weights, noise images, SmoothGrad and the tests' null draws (default: 0)")
+    p.add_argument("--alpha", type=float, default=0.05, help="level of the grid verdicts (default: 0.05)")
+    p.add_argument("--noise-images", type=int, default=0,
+                   help="with the built-in images, add this many seeded uniform-noise images (default: 0)")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N (default: auto)")
     p.add_argument("--out", required=True, help="output folder (replaced atomically)")
     p.set_defaults(func=run)
@@ -37,7 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     model = load_model(args.model, args.weights, seed=args.seed, device=args.device)
-    images = load_images(args.images, size=args.size, seed=args.seed, min_size=total_stride(model, max(args.size, 32)))
+    images = load_images(args.images, size=args.size, seed=args.seed, min_size=total_stride(model, max(args.size, 32)),
+                         noise=args.noise_images)
     layers = [name.strip() for name in args.layers.split(",") if name.strip()] if args.layers else None
     report = build_report(
         model,
@@ -49,13 +54,13 @@ def run(args: argparse.Namespace) -> int:
         include_logits=args.logits,
         batch_size=args.batch_size,
         seed=args.seed,
+        alpha=args.alpha,
     )
     out = write_report(report, args.out)
     print(f"wrote {out}/report.md ({len(report.layers)} layers, {report.n_images} images, {report.device})")
     for layer in report.layers:
         m = layer.metrics
-        print(
-            f"  {layer.name:>14}  S={layer.stride:<3d} lattice {m.lattice_fraction:.4f} "
-            f"(null {m.null_fraction:.4f}, x{m.lattice_ratio:.1f})  tile max/min {m.tile_contrast:.3g}"
-        )
+        tile = "n/a" if m.tile_p_value != m.tile_p_value else f"{m.shared_tile_cv:.3g} (p {m.tile_p_value:.3g})"
+        print(f"  {layer.name:>14}  S={layer.stride:<3d} {m.verdict}; shared tile cv {tile}; "
+              f"lattice share {m.lattice_fraction:.2g}")
     return 0
