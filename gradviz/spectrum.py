@@ -24,7 +24,7 @@ pixels lives there and nowhere else. The bin at ``(a/S, b/S)`` has period ``S / 
   the same bins; ``p_value`` the Holm-adjusted minimum; ``grid_detected = p_value < alpha``.
 - ``shared_tile_cv``: the coefficient of variation of the energy tile that the images share (a
   U-statistic, 0 in expectation without a shared pattern), on the interior; ``tile_p_value`` from
-  random per-image phase rolls.
+  random per-image phase rolls. It needs 4 periods per side in the interior (NaN, with a note, otherwise).
 
 *How much of the gradient is grid?* (energy shares, exact arithmetic, no test)
 
@@ -60,6 +60,7 @@ from gradviz.stats import (
     periodic_fft,
     relative_tiles,
     shared_tile_test,
+    tile_testable,
 )
 
 __all__ = [
@@ -250,7 +251,7 @@ class SpectrumAccumulator:
         tile = energy.reshape(b, h // s, s, w // s, s).mean(dim=(1, 3)).sum(0)
         power = torch.fft.fft2(centred, norm="ortho").abs().square().sum(dim=(0, 1))
         periodic_power = periodic_fft(centred).abs().square().sum(dim=(0, 1))
-        if h - 2 * interior_margin(s) >= s and w - 2 * interior_margin(s) >= s:
+        if tile_testable(h, w, s):
             self.interior_tiles.extend(relative_tiles(energy, s).unbind(0))
         if self.power_sum is None:
             self.power_sum, self.periodic_power_sum = power, periodic_power
@@ -384,7 +385,7 @@ class SpectrumAccumulator:
             shared_tile_cv=tiles.shared_tile_cv if tiles else math.nan,
             tile_p_value=tiles.p_value if tiles else math.nan,
             tile_note=tiles.note if tiles else
-            f"the map is too small for the interior cut ({interior_margin(s)} px from every side)",
+            f"the map is too small: the interior ({interior_margin(s)} px cut from every side) must hold 4 periods per side",
             alpha=alpha,
             seed=seed,
             n_null=n_null,

@@ -30,7 +30,7 @@ sloped spectra (more power at low frequencies), so a lattice bin is compared wit
 
 **Tile** (:func:`shared_tile_test`). Per image, the mean of ``sum_c g_c^2`` at each of the ``S x S``
 phases, on the interior (``max(S, 16)`` pixels, rounded up to a multiple of ``S``, cut from every
-side: the image border makes a tile of its own), with the energy's slow trend removed and a taper
+side: the image border makes a tile of its own; it must hold at least 4 periods per side), with the energy's slow trend removed and a taper
 applied (:func:`relative_tiles`), divided by the mean energy and centred: ``t_i``. The pattern
 that images *share* is estimated without each image's own chance variation by a U-statistic,
 
@@ -60,12 +60,16 @@ __all__ = [
     "periodic_fft",
     "relative_tiles",
     "shared_tile_test",
+    "tile_testable",
 ]
 
 # Half-width, in bins, of the window that gives a bin its local background (the audit's +-2).
 BACKGROUND_HALF_WIDTH = 2
 # The smallest margin, in pixels, cut from every side before the shared tile is measured.
 MIN_INTERIOR_MARGIN = 16
+# The interior must hold this many periods per side: with fewer, the layout that photographs share
+# (subjects near the centre) looks like a tile of period S, and the random-phase null cannot tell.
+MIN_INTERIOR_PERIODS = 4
 # Null draws are processed in chunks of at most this many numbers, to bound memory.
 _CHUNK_ELEMENTS = 2_000_000
 
@@ -274,6 +278,12 @@ def _offsets(n: int, step: int, count: int, gen: torch.Generator) -> torch.Tenso
 def interior_margin(stride: int) -> int:
     """Pixels cut from every side before the shared tile: ``max(S, 16)`` rounded up to a multiple of ``S``."""
     return stride * math.ceil(max(stride, MIN_INTERIOR_MARGIN) / stride)
+
+
+def tile_testable(height: int, width: int, stride: int) -> bool:
+    """True when the interior of an ``height x width`` map holds ``MIN_INTERIOR_PERIODS`` periods per side."""
+    cut = interior_margin(stride)
+    return min(height, width) - 2 * cut >= MIN_INTERIOR_PERIODS * stride
 
 
 @dataclass

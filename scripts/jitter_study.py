@@ -1,168 +1,386 @@
-"""Jitter versus no jitter: does optimising at many offsets and scales cancel gradient checkerboards?
+"""Jitter and octaves against gradient checkerboards: a seeded study and a test of the jitter law.
 
-For each model and layer, the DeepDream objective (mean squared activation) is maximised from the
-same seeded noise image under several conditions: roll jitter ranges 0, 1, 2, 4, 8, 16, 32
-(0 = no jitter), octaves without jitter, and octaves with jitter 32. For each run the checkerboard
-metrics of the accumulated update ``x_final - x_start`` are computed with the layer's stride S as
-the period. The exact reference is the gradient at the start image averaged over all S*S circular
-shifts of one period (gradviz.visualize.shift_averaged_gradient).
+Part 1, **dream** (``--part dream``). For each model (VGG16 with real ImageNet conv weights;
+ResNet50 at random init, its init changing with the seed) and its layer, the DeepDream objective
+(mean squared activation) is maximised from a seeded noise start image under several conditions:
+no jitter, roll jitter ranges d in JITTERS, octaves without jitter and octaves with jitter.
+For each condition and each seed (the seed sets the start image, the jitter draws and, for
+ResNet50, the weights) the accumulated update ``x_final - x_start`` is measured with the calibrated
+``checkerboard_metrics`` at the layer's stride. Per condition: mean ± sd over seeds of the octave
+excess (1 = no grid) and the fraction of seeds with a detected grid. References at the start image:
+the plain gradient and the exact shift average (``shift_averaged_gradient``).
 
-Writes figures/jitter/<model>_panels.png (images and update maps with their lattice fraction),
-figures/jitter/<model>_octaves.png (lattice fraction per spectral octave against jitter range,
-with the exact reference) and figures/jitter/jitter_study.json (every number).
+Part 2, **law** (``--part law``). At a fixed image (no update) and a fixed layer, the input gradient
+is computed at every roll ``δ`` in ``[-dmax, dmax]^2`` and unrolled, ``g_δ = roll(∇f(roll(x, δ)), -δ)``.
+With ``H`` the exact shift average (mean of ``g_δ`` over ``δ`` in ``Z_S^2``), the residual grid energy
+of a mean of ``N`` jittered gradients at the lattice bins of period p is
 
-    python scripts/jitter_study.py [--weights PATH] [--size 96] [--steps 8] [--out figures/jitter]
+    R = Σ_{bins of period p, channels} |mean_N g_δ - H|^2  /  Σ_{same} |g_0 - H|^2,
+
+i.e. the energy of what the averaged gradient has beyond the shift average, relative to the
+no-jitter gradient. It is measured three ways per seed: with N actual draws of RandomRoll(d)
+(nested: the first N of 64 draws), with the exact expectation over the draws given the image
+(computed from every shift in [-d, d]^2), and predicted by the jitter law
+(gradviz.jitter_law) with the bins weighted by the no-jitter grid energy ``|g_0 - H|^2``.
+
+Writes figures/jitter/jitter_study.json (every number), figures/jitter/<model>_panels.png,
+figures/jitter/<model>_octaves.png and figures/jitter/jitter_law.png.
+
+    python scripts/jitter_study.py [--part all|dream|law] [--seeds 5] [--size 128] [--steps 10]
+                                   [--law-size 224] [--out figures/jitter]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from gradviz.gradients import input_gradient  # noqa: E402
+from gradviz.jitter_law import predicted_kept_fraction  # noqa: E402
 from gradviz.models import load_model  # noqa: E402
 from gradviz.objectives import deepdream  # noqa: E402
 from gradviz.outputs import write_json  # noqa: E402
-from gradviz.parameterization import start_images  # noqa: E402
+from gradviz.parameterization import GREY, NOISE_STD, start_images  # noqa: E402
 from gradviz.plots import plot_gradient_map, plot_image, save_figure  # noqa: E402
-from gradviz.spectrum import checkerboard_metrics  # noqa: E402
-from gradviz.visualize import DreamSettings, dream, shift_averaged_gradient  # noqa: E402
+from gradviz.spectrum import checkerboard_metrics, period_map  # noqa: E402
+from gradviz.transforms import RandomRoll, roll, unroll  # noqa: E402
+from gradviz.visualize import DreamSettings, dream, objective_stride, shift_averaged_gradient  # noqa: E402
 
-DEFAULT_WEIGHTS = "../shared/weights/vgg16_features_imagenet.pth"
-JITTERS = (0, 1, 2, 4, 8, 16, 32)
-# Octave runs: DeepDream's scale 1.4; three octaves keep the smallest (49 px at 96) above stride 32.
-OCTAVES, OCTAVE_SCALE = 3, 1.4
-# Layers at three depths (strides 4, 8, 16) of each model.
-LAYERS = {"vgg16": ("features.15", "features.22", "features.29"), "resnet18": ("layer1", "layer2", "layer3")}
+VGG16_WEIGHTS = "../shared/weights/vgg16_features_imagenet.pth"
+# (model, weights, layer): one stride-8 layer per model (conv4_3 after ReLU; ResNet50's layer2).
+MODELS = (("vgg16", VGG16_WEIGHTS, "features.22"), ("resnet50", "random", "layer2"))
+JITTERS = (1, 2, 4, 8, 16)
+OCTAVES, OCTAVE_SCALE = 3, 1.4  # DeepDream's scale; at 128 px: 65, 91, 128
+OCTAVE_JITTERS = (0, 4, 16)
 # Normalised-ascent step (pixels in [0, 1]); larger than DeepDream's 1.5/255 so that few steps show a picture.
 STEP_SIZE = 4 / 255
+# Jitter law: VGG16 conv3_3 (stride 4: lattice periods 2 and 4) and ResNet50's layer2 (stride 8, random
+# init whose seed follows the image's), these ranges and step counts.
+LAW_MODELS = (("vgg16", VGG16_WEIGHTS, "features.15"), ("resnet50", "random", "layer2"))
+LAW_D = (0, 1, 2, 3, 4, 8)
+LAW_N = (1, 4, 16, 64)
 
 
-@dataclass
-class Condition:
-    label: str
-    jitter: int
-    octaves: int
+def conditions() -> list[dict]:
+    conds = [{"label": "no jitter", "jitter": 0, "octaves": 1}]
+    conds += [{"label": f"jitter {d}", "jitter": d, "octaves": 1} for d in JITTERS]
+    conds += [{"label": f"octaves{f' + jitter {d}' if d else ''}", "jitter": d, "octaves": OCTAVES} for d in OCTAVE_JITTERS]
+    return conds
 
 
-CONDITIONS = [Condition(f"jitter {j}" if j else "no jitter", j, 1) for j in JITTERS] + [
-    Condition("octaves", 0, OCTAVES),
-    Condition("octaves + jitter 32", 32, OCTAVES),
-]
-
-
-def study_layer(model, layer: str, start: torch.Tensor, steps: int, seed: int) -> tuple[dict, dict]:
-    """Run every condition on one layer; returns (JSON numbers, tensors for the figures)."""
-    objective = deepdream(layer)
-    runs, pictures = [], []
-    for cond in CONDITIONS:
-        settings = DreamSettings(
-            steps=steps, lr=STEP_SIZE, jitter=cond.jitter, octaves=cond.octaves,
-            octave_scale=OCTAVE_SCALE, seed=seed, progress=False,
-        )
-        result = dream(model, objective, start, settings)
-        metrics = result.update_metrics()
-        runs.append({
-            "condition": cond.label, "jitter": cond.jitter, "octaves": cond.octaves,
-            "octave_sizes": result.octave_sizes,
-            "objective_start": result.history[0].objective, "objective_end": result.history[-1].objective,
-            "update_metrics": metrics.to_dict(),
-        })
-        pictures.append((cond.label, result.images[0], result.update()[0], metrics))
-    stride = result.stride
-    plain = input_gradient(model, start, objective)
-    exact = shift_averaged_gradient(model, start, objective, stride)
-    grid_locked = float((plain - exact).square().sum() / plain.square().sum())
-    numbers = {
-        "layer": layer, "stride": stride, "runs": runs,
-        "gradient_at_start": checkerboard_metrics(plain, stride).to_dict(),
-        "exact_shift_average": checkerboard_metrics(exact, stride).to_dict(),
-        "grid_locked_fraction": grid_locked,
+def measure(grad: torch.Tensor, stride: int) -> dict:
+    """The calibrated readings of one map (defaults: seed 0, alpha 0.05, 999 null draws, equal weights)."""
+    m = checkerboard_metrics(grad, stride)
+    return {
+        "lattice_excess": m.lattice_excess, "octave_excess": list(m.octave_excess),
+        "octave_p_values": list(m.octave_p_values), "octave_p_adjusted": list(m.octave_p_adjusted),
+        "p_value": m.p_value, "grid_detected": bool(m.grid_detected), "verdict": m.verdict,
+        "lattice_fraction": m.lattice_fraction, "octave_fractions": list(m.octave_fractions),
     }
-    return numbers, {"pictures": pictures, "exact": exact[0]}
 
 
-def panels_figure(model_name: str, weights: str, layers: list[dict], tensors: list[dict], path: Path) -> None:
-    """Per layer two rows: optimised images, then accumulated updates titled with lattice fraction / null."""
-    n_cols = len(CONDITIONS) + 1
-    fig, axes = plt.subplots(2 * len(layers), n_cols, figsize=(1.6 * n_cols, 3.4 * len(layers)))
-    for row, (numbers, tens) in enumerate(zip(layers, tensors)):
-        for col, (label, image, update, m) in enumerate(tens["pictures"]):
-            plot_image(axes[2 * row, col], image, label)
-            plot_gradient_map(axes[2 * row + 1, col], update, f"LF {m.lattice_fraction:.3f}\ntile {m.tile_contrast:.2f}")
-        ref = checkerboard_metrics(tens["exact"], numbers["stride"])
-        axes[2 * row, -1].axis("off")
-        axes[2 * row, -1].text(0, 0.5, f"{numbers['layer']}\nstride {numbers['stride']}\nnull LF\n{ref.null_fraction:.3f}",
-                               fontsize=8, va="center")
-        plot_gradient_map(axes[2 * row + 1, -1], tens["exact"], f"exact ref LF\n{ref.lattice_fraction:.3f}")
+def mean_sd(values) -> dict:
+    """Mean and sample standard deviation (ddof = 1) over seeds."""
+    a = np.asarray(values, dtype=float)
+    return {"mean": float(a.mean()), "sd": float(a.std(ddof=1)) if len(a) > 1 else 0.0}
+
+
+def summarise(runs: list[dict]) -> dict:
+    n_oct = len(runs[0]["octave_excess"])
+    return {
+        "n_seeds": len(runs),
+        "octave_excess": [mean_sd([r["octave_excess"][j] for r in runs]) for j in range(n_oct)],
+        "lattice_excess": mean_sd([r["lattice_excess"] for r in runs]),
+        "detected_fraction": float(np.mean([r["grid_detected"] for r in runs])),
+        "octave_detected_fraction": [float(np.mean([r["octave_p_adjusted"][j] < 0.05 for r in runs])) for j in range(n_oct)],
+        "lattice_fraction": mean_sd([r["lattice_fraction"] for r in runs]),
+        "octave_fractions": [mean_sd([r["octave_fractions"][j] for r in runs]) for j in range(n_oct)],
+    }
+
+
+# ----------------------------------------------------------------------------------------- dream
+
+
+def run_dream(seeds: list[int], size: int, steps: int, out: Path) -> dict:
+    result = {}
+    for name, weights, layer in MODELS:
+        t0 = time.perf_counter()
+        objective = deepdream(layer)
+        conds = conditions()
+        runs = {c["label"]: [] for c in conds}
+        refs = {"gradient_at_start": [], "exact_shift_average": []}
+        pictures, model = None, None
+        for seed in seeds:
+            if model is None or weights == "random":
+                model = load_model(name, weights, seed=seed, device="cpu")
+            start = start_images("noise", size, seed=seed)
+            stride = objective_stride(model, objective)
+            seed_pictures = []
+            for c in conds:
+                settings = DreamSettings(steps=steps, lr=STEP_SIZE, jitter=c["jitter"], octaves=c["octaves"],
+                                         octave_scale=OCTAVE_SCALE, seed=seed, progress=False, track_metrics=False)
+                res = dream(model, objective, start, settings)
+                numbers = measure(res.update(), stride)
+                numbers.update(seed=seed, objective_start=res.history[0].objective,
+                               objective_end=res.history[-1].objective, octave_sizes=res.octave_sizes)
+                runs[c["label"]].append(numbers)
+                seed_pictures.append((c["label"], res.images[0], res.update()[0], numbers))
+            plain = input_gradient(model, start, objective)
+            exact = shift_averaged_gradient(model, start, objective, stride)
+            for key, g in (("gradient_at_start", plain), ("exact_shift_average", exact)):
+                refs[key].append(measure(g, stride) | {"seed": seed})
+            if pictures is None:
+                pictures = {"runs": seed_pictures, "exact": exact[0], "exact_numbers": refs["exact_shift_average"][-1]}
+            print(f"dream {name} {layer} seed {seed}: {time.perf_counter() - t0:.0f} s", flush=True)
+        entry = {
+            "weights": weights_label(model.weights, weights), "layer": layer, "stride": stride, "seconds": time.perf_counter() - t0,
+            "conditions": [c | {"summary": summarise(runs[c["label"]]), "runs": runs[c["label"]]} for c in conds],
+            "references": {k: {"summary": summarise(v), "runs": v} for k, v in refs.items()},
+        }
+        result[name] = entry
+        panels_figure(name, entry, pictures, out / f"{name}_panels.png")
+        octaves_figure(name, entry, out / f"{name}_octaves.png")
+    return result
+
+
+def weights_label(loaded: str, requested: str) -> str:
+    if requested == "random":
+        return "random init, seed = image seed"
+    return f"ImageNet conv weights, {Path(requested).name}" if "imagenet" in requested else loaded
+
+
+def panels_figure(name: str, entry: dict, pictures: dict, path: Path) -> None:
+    """Seed 0: optimised images (top) and accumulated updates (bottom) per condition, then the exact reference."""
+    runs = pictures["runs"]
+    n_cols = len(runs) + 1
+    fig, axes = plt.subplots(2, n_cols, figsize=(1.55 * n_cols, 3.6))
+    for col, (label, image, update, numbers) in enumerate(runs):
+        plot_image(axes[0, col], image, label)
+        ex = numbers["octave_excess"]
+        plot_gradient_map(axes[1, col], update, f"P2 {ex[0]:.2f}x P4 {ex[1]:.2f}x\n{'grid' if numbers['grid_detected'] else 'no grid'}")
+    axes[0, -1].axis("off")
+    axes[0, -1].text(0, 0.5, f"{entry['layer']}\nstride {entry['stride']}\nseed 0", fontsize=8, va="center")
+    ex = pictures["exact_numbers"]["octave_excess"]
+    plot_gradient_map(axes[1, -1], pictures["exact"], f"exact shift avg\nP2 {ex[0]:.2f}x P4 {ex[1]:.2f}x")
     for ax in axes.flat:
         ax.title.set_fontsize(7)
-    fig.suptitle(f"{model_name} ({weights}): DeepDream objective, update = final - start; LF = lattice fraction", fontsize=9)
+    fig.suptitle(f"{name} ({entry['weights']}), {entry['layer']}: DeepDream objective, seed 0; "
+                 "bottom: update = final - start, octave excess at periods 2 and 4 (1 = no grid)", fontsize=8)
     fig.tight_layout()
-    save_figure(fig, path, dpi=60)
+    save_figure(fig, path, dpi=70)
 
 
-def octaves_figure(model_name: str, weights: str, layers: list[dict], path: Path) -> None:
-    """Lattice fraction per spectral octave (period 2^j) of the update against jitter range."""
-    fig, axes = plt.subplots(1, len(layers), figsize=(4.2 * len(layers), 3.6), squeeze=False)
-    xs = [max(j, 0.5) for j in JITTERS]  # jitter 0 drawn at 0.5 on the log axis
-    for ax, numbers in zip(axes[0], layers):
-        jitter_runs = [r for r in numbers["runs"] if r["octaves"] == 1]
-        exact = numbers["exact_shift_average"]
-        for j, null in enumerate(exact["octave_null_fractions"]):
-            colour = f"C{j}"
-            ys = [r["update_metrics"]["octave_fractions"][j] for r in jitter_runs]
-            ax.plot(xs, ys, "o-", color=colour, label=f"period {2 ** (j + 1)}")
-            ax.axhline(exact["octave_fractions"][j], color=colour, ls="--", lw=1)
-            ax.axhline(null, color=colour, ls=":", lw=0.8)
-        ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
-        ax.set_xticks(xs, ["0"] + [str(j) for j in JITTERS[1:]])
-        ax.set_xlabel("jitter range d (roll in [-d, d])")
-        ax.set_ylabel("lattice fraction in octave")
-        ax.set_title(f"{numbers['layer']} (stride {numbers['stride']})", fontsize=9)
-        ax.legend(fontsize=7)
-    fig.suptitle(f"{model_name} ({weights}): solid = accumulated update, dashed = exact shift average, dotted = white-noise null", fontsize=9)
+def octaves_figure(name: str, entry: dict, path: Path) -> None:
+    """Octave excess (mean ± sd over seeds) of the accumulated update against the condition."""
+    conds = entry["conditions"]
+    n_oct = len(conds[0]["summary"]["octave_excess"])
+    fig, ax = plt.subplots(figsize=(7.5, 3.8))
+    x = np.arange(len(conds))
+    for j in range(n_oct):
+        colour = f"C{j}"
+        mu = np.array([c["summary"]["octave_excess"][j]["mean"] for c in conds])
+        sd = np.array([c["summary"]["octave_excess"][j]["sd"] for c in conds])
+        ax.errorbar(x + (j - 1) * 0.08, mu, yerr=sd, fmt="o-", color=colour, ms=4, lw=1, capsize=2,
+                    label=f"period {2 ** (j + 1)}")
+        ref = entry["references"]["exact_shift_average"]["summary"]["octave_excess"][j]
+        ax.axhspan(ref["mean"] - ref["sd"], ref["mean"] + ref["sd"], color=colour, alpha=0.12)
+        ax.axhline(ref["mean"], color=colour, ls="--", lw=0.8)
+    ax.axhline(1.0, color="k", ls=":", lw=1, label="1 = no grid")
+    ax.set_ylim(bottom=0)
+    labels = [f"{c['label']}\n{c['summary']['detected_fraction'] * 100:.0f}% det." for c in conds]
+    ax.set_xticks(x, labels, fontsize=6)
+    ax.set_ylabel("octave excess of the update")
+    ax.legend(fontsize=7, ncol=4)
+    n = conds[0]["summary"]["n_seeds"]
+    ax.set_title(f"{name} ({entry['weights']}), {entry['layer']} (stride {entry['stride']}): mean ± sd over {n} seeds; "
+                 "dashed/band: exact shift average at the start image\n'det.': share of seeds with a detected grid "
+                 "(Holm-adjusted p < 0.05)", fontsize=7)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=100)
+
+
+# ------------------------------------------------------------------------------------------- law
+
+
+def run_law(seeds: list[int], size: int, name: str, weights: str, layer: str) -> dict:
+    t0 = time.perf_counter()
+    model = load_model(name, weights, device="cpu")
+    objective = deepdream(layer)
+    stride = objective_stride(model, objective)
+    dmax = max(LAW_D)
+    periods = period_map(size, size, stride)
+    on = periods > 1
+    idx = on.nonzero()  # (K, 2) lattice bins (no DC)
+    bin_period = periods[on]
+    freqs = [(float(np.fft.fftfreq(size)[u]), float(np.fft.fftfreq(size)[v])) for u, v in idx.tolist()]
+    period_list = [2 ** j for j in range(1, int(math.log2(stride)) + 1)]
+    shifts = [(dy, dx) for dy in range(-dmax, dmax + 1) for dx in range(-dmax, dmax + 1)]
+    per_seed = []
+    for seed in seeds:
+        if weights == "random":
+            model = load_model(name, weights, seed=seed, device="cpu")
+        x = start_images("noise", size, seed=seed)
+        coeff = {}  # shift -> (C, K) complex Fourier coefficients of the unrolled gradient at the lattice bins
+        for s in shifts:
+            g = unroll(input_gradient(model, roll(x, s), objective), s)[0].double()
+            F = torch.fft.fft2(g, norm="ortho")
+            coeff[s] = F[:, idx[:, 0], idx[:, 1]]
+        exact = torch.stack([coeff[(dy, dx)] for dy in range(stride) for dx in range(stride)]).mean(0)
+        a = {s: c - exact for s, c in coeff.items()}  # what each gradient has beyond the shift average
+        c0 = a[(0, 0)]
+        w0 = c0.abs().square().sum(0)  # (K,) no-jitter grid-locked energy per bin
+        seed_out = {"seed": seed, "periods": {}}
+        # how rigidly the grid-locked part moves: share of Σ|a_δ|^2 explained by c0 e^{+2πi f·δ} (unrolling by δ multiplies by it)
+        fy = torch.tensor([f[0] for f in freqs], dtype=torch.float64)
+        fx = torch.tensor([f[1] for f in freqs], dtype=torch.float64)
+        pools = {}
+        for d in LAW_D:
+            jitter, gen = RandomRoll(d), torch.Generator().manual_seed(10_000 * seed + d)
+            draws = []
+            for _ in range(max(LAW_N)):
+                jitter(x, gen)
+                draws.append(jitter.last_shift)
+            pools[d] = draws
+        for p in period_list:
+            sel = bin_period == p
+            denom = float(w0[sel].sum())
+            rows = {"denominator": denom, "measured": {}, "expected_given_image": {}, "law": {}}
+            # rigidity over every shift in [-dmax, dmax]^2
+            num, tot = 0.0, 0.0
+            for (dy, dx), ad in a.items():
+                model_ad = c0 * torch.exp(2j * math.pi * (fy * dy + fx * dx))
+                num += float((ad[:, sel] - model_ad[:, sel]).abs().square().sum())
+                tot += float(ad[:, sel].abs().square().sum())
+            rows["rigid_share"] = 1 - num / tot
+            for d in LAW_D:
+                inside = [s for s in shifts if abs(s[0]) <= d and abs(s[1]) <= d]
+                stack = torch.stack([a[s][:, sel] for s in inside])  # (M, C, K_p)
+                mu = stack.mean(0)
+                second = stack.abs().square().mean(0)
+                for n in LAW_N:
+                    key = f"d={d},N={n}"
+                    mean_n = torch.stack([a[s][:, sel] for s in pools[d][:n]]).mean(0)
+                    rows["measured"][key] = float(mean_n.abs().square().sum()) / denom
+                    exp_n = mu.abs().square() + (second - mu.abs().square()) / n
+                    rows["expected_given_image"][key] = float(exp_n.sum()) / denom
+                    sel_freqs = [f for f, s_ in zip(freqs, sel.tolist()) if s_]
+                    k = torch.tensor([predicted_kept_fraction(f[0], f[1], d, n) for f in sel_freqs], dtype=torch.float64)
+                    rows["law"][key] = float((w0[sel] * k).sum()) / denom
+            seed_out["periods"][str(p)] = rows
+        seed_out["no_jitter_metrics"] = measure(unroll(input_gradient(model, x, objective), (0, 0)), stride)
+        per_seed.append(seed_out)
+        print(f"law {name} {layer} seed {seed}: {time.perf_counter() - t0:.0f} s", flush=True)
+    summary = {}
+    for p in period_list:
+        ps = str(p)
+        summary[ps] = {"rigid_share": mean_sd([s["periods"][ps]["rigid_share"] for s in per_seed])}
+        for kind in ("measured", "expected_given_image", "law"):
+            summary[ps][kind] = {key: mean_sd([s["periods"][ps][kind][key] for s in per_seed])
+                                 for key in per_seed[0]["periods"][ps][kind]}
+    result = {
+        "model": name, "weights": weights_label(model.weights, weights), "layer": layer, "stride": stride, "size": size,
+        "image": f"grey {GREY} + Gaussian noise std {NOISE_STD}, seeded", "d": list(LAW_D), "N": list(LAW_N),
+        "shifts_computed": f"every roll in [-{dmax}, {dmax}]^2 ({len(shifts)} gradients per seed)",
+        "residual": "sum over the lattice bins of one period and the channels of |mean_N g - H|^2 over the same sum "
+                    "for the no-jitter gradient g_0; H = exact shift average over Z_S^2",
+        "summary": summary, "per_seed": per_seed, "seconds": time.perf_counter() - t0,
+    }
+    return result
+
+
+def law_figure(results: dict, path: Path) -> None:
+    """Rows: models; columns: periods 2 and 4."""
+    periods = ("2", "4")
+    fig, axes = plt.subplots(len(results), len(periods), figsize=(5.2 * len(periods), 4.0 * len(results)), squeeze=False)
+    for row, result in zip(axes, results.values()):
+        law_panels(row, result, periods)
+    n = len(next(iter(results.values()))["per_seed"])
+    size = next(iter(results.values()))["size"]
+    fig.suptitle(f"Jitter law at a fixed {size} px noise image: residual grid energy of the mean of N unrolled "
+                 f"jittered gradients, beyond the exact shift average.\nLine: law |φ|² + (1-|φ|²)/N weighted by the "
+                 f"no-jitter grid energy per bin; dots: N actual draws, mean ± sd over {n} seeds; x: exact expectation "
+                 "over draws given the image", fontsize=8)
     fig.tight_layout()
     save_figure(fig, path, dpi=90)
 
 
+def law_panels(axes, result: dict, periods) -> None:
+    ds = result["d"]
+    for ax, p in zip(axes, periods):
+        s = result["summary"][p]
+        for i, n in enumerate(result["N"]):
+            colour = f"C{i}"
+            keys = [f"d={d},N={n}" for d in ds]
+            x = np.array(ds, dtype=float) + (i - 1.5) * 0.06
+            law = [s["law"][k]["mean"] for k in keys]
+            ax.plot(ds, law, "-", color=colour, lw=1.2, label=f"N = {n}: law")
+            mu = [s["measured"][k]["mean"] for k in keys]
+            sd = [s["measured"][k]["sd"] for k in keys]
+            ax.errorbar(x, mu, yerr=sd, fmt="o", color=colour, ms=4, capsize=2, label=f"N = {n}: measured (draws)")
+            ex = [s["expected_given_image"][k]["mean"] for k in keys]
+            ax.plot(x, ex, "x", color=colour, ms=5)
+        ax.set_yscale("log")
+        ax.set_xscale("symlog", linthresh=1)
+        ax.set_xticks(ds, [str(d) for d in ds])
+        ax.set_xlabel("roll jitter range d (shifts uniform in [-d, d] per axis)")
+        ax.set_ylabel("residual grid energy (no jitter = 1)")
+        ax.set_title(f"{result['model']} ({result['weights'].split('/')[-1]}), {result['layer']} (stride {result['stride']}), "
+                     f"period-{p} bins\nrigid share of the grid-locked part: {s['rigid_share']['mean']:.3f} ± {s['rigid_share']['sd']:.3f}",
+                     fontsize=8)
+        ax.legend(fontsize=6, ncol=2)
+
+
+# ------------------------------------------------------------------------------------------ main
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", default=DEFAULT_WEIGHTS, help=f"VGG16 state dict (default {DEFAULT_WEIGHTS})")
-    parser.add_argument("--size", type=int, default=96, help="image size (default 96)")
-    parser.add_argument("--steps", type=int, default=8, help="steps per octave (default 8)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the start image, transforms and random weights")
+    parser.add_argument("--part", choices=("all", "dream", "law", "plots"), default="all",
+                        help="'plots' redraws the octave and law figures from the JSON")
+    parser.add_argument("--seeds", type=int, default=5, help="seeds 0..n-1 (default 5)")
+    parser.add_argument("--size", type=int, default=128, help="dream image size (default 128)")
+    parser.add_argument("--steps", type=int, default=10, help="dream steps per octave (default 10)")
+    parser.add_argument("--law-size", type=int, default=224, help="image size of the law measurement (default 224)")
     parser.add_argument("--out", default="figures/jitter", help="output folder (default figures/jitter)")
     args = parser.parse_args()
-    torch.manual_seed(args.seed)
+    torch.set_num_threads(1)
     out = Path(args.out)
-    start = start_images("noise", args.size, seed=args.seed)
-    report = {"size": args.size, "steps": args.steps, "step_size": STEP_SIZE, "seed": args.seed,
-              "start": f"grey 0.5 + Gaussian noise std 0.05 (seed {args.seed})", "objective": "deepdream (mean squared activation)",
-              "optimizer": "normalized", "octave_scale": OCTAVE_SCALE, "models": {}}
-    for name, weights in (("vgg16", args.weights), ("resnet18", "random")):
-        t0 = time.perf_counter()
-        model = load_model(name, weights, seed=args.seed, device="cpu")
-        layers, tensors = [], []
-        for layer in LAYERS[name]:
-            numbers, tens = study_layer(model, layer, start, args.steps, args.seed)
-            layers.append(numbers)
-            tensors.append(tens)
-            print(f"{name} {layer}: done ({time.perf_counter() - t0:.0f} s)", flush=True)
-        report["models"][name] = {"weights": model.weights, "layers": layers, "seconds": time.perf_counter() - t0}
-        panels_figure(name, model.weights, layers, tensors, out / f"{name}_panels.png")
-        octaves_figure(name, model.weights, layers, out / f"{name}_octaves.png")
-    write_json(out / "jitter_study.json", report)
-    print(f"wrote {out}/jitter_study.json and figures")
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "jitter_study.json"
+    report = json.loads(path.read_text()) if path.exists() and args.part != "all" else {}
+    seeds = list(range(args.seeds))
+    t0 = time.perf_counter()
+    if args.part in ("all", "dream"):
+        report["dream"] = {
+            "size": args.size, "steps_per_octave": args.steps, "step_size": STEP_SIZE, "seeds": seeds,
+            "start": f"grey {GREY} + Gaussian noise std {NOISE_STD} (seeded)", "objective": "deepdream (mean squared activation)",
+            "optimizer": "normalized", "octaves": OCTAVES, "octave_scale": OCTAVE_SCALE,
+            "sd": "sample standard deviation over seeds (ddof = 1)",
+            "models": run_dream(seeds, args.size, args.steps, out),
+        }
+    if args.part == "plots":
+        for name, entry in report.get("dream", {}).get("models", {}).items():
+            octaves_figure(name, entry, out / f"{name}_octaves.png")
+        if "law" in report:
+            law_figure(report["law"], out / "jitter_law.png")
+        print("redrew the figures")
+        return
+    if args.part in ("all", "law"):
+        report["law"] = {name: run_law(seeds, args.law_size, name, weights, layer) for name, weights, layer in LAW_MODELS}
+        law_figure(report["law"], out / "jitter_law.png")
+    report["seconds_" + args.part] = time.perf_counter() - t0
+    write_json(path, report)
+    print(f"wrote {path} and figures ({time.perf_counter() - t0:.0f} s)")
 
 
 if __name__ == "__main__":
