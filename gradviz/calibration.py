@@ -50,6 +50,7 @@ class PowerRow:
     strength: float
     n_fields: int
     detected: int
+    tested: int  # batches the test could run on (the tile test needs 4 periods inside the interior)
 
 
 def _seed(*parts: int) -> int:
@@ -126,7 +127,7 @@ def power(
         raise ValueError(f"test must be 'line' or 'tile', got {test!r}")
     rows = []
     for stride in strides:
-        detected = 0
+        detected = tested = 0
         for k in range(n_fields):
             gen = torch.Generator().manual_seed(_seed(seed, 99, stride, k))
             x = FIELDS[field](n_images, channels, size, generator=gen)
@@ -135,6 +136,8 @@ def power(
             else:
                 x = shared_tile_field(x, stride, strength, generator=gen)
             m = checkerboard_metrics(x, stride, seed=k, alpha=alpha, n_null=n_null)
+            p = m.p_value if test == "line" else m.tile_p_value
+            tested += p == p  # not NaN
             detected += m.grid_detected if test == "line" else m.tile_detected
-        rows.append(PowerRow(test, field, stride, strength, n_fields, detected))
+        rows.append(PowerRow(test, field, stride, strength, n_fields, detected, tested))
     return rows

@@ -17,8 +17,7 @@ law is symmetric). For the discrete uniform law on ``{-d, ..., d}`` per axis,
 
 and ``φ_1(f) = 1`` when ``f`` is an integer. The kept fraction is 1 for ``N = 1`` whatever ``d``
 (one jittered gradient has as much grid as an unjittered one, at another phase) and tends to
-``|φ(f)|^2`` as ``N`` grows; for a finite ``N`` it never goes below ``1/N``-ish unless ``φ`` is
-exactly 0.
+``|φ(f)|^2`` as ``N`` grows; since it equals ``|φ|^2 (1 - 1/N) + 1/N`` it is never below ``1/N``.
 
 >>> round(roll_characteristic(0.5, 1), 6)
 -0.333333

@@ -49,14 +49,16 @@ def main() -> int:
         f"<!-- written by scripts/calibration_study.py --fields {args.fields} --images {args.images} --size {args.size} -->",
         "",
         f"Each cell: false positives at alpha 0.05 over {args.fields} grid-free batches of {args.images} maps x 3 "
-        f"channels at {args.size} px (line test / tile test), and the median line excess (1 = no grid).",
+        f"channels at {args.size} px (line test / tile test; - where the maps are too small for the tile test), and the "
+        f"median line excess (1 = no grid).",
         "",
         "| field | " + " | ".join(f"S={s}" for s in STRIDES) + " | all |",
         "|---|" + "---|" * (len(STRIDES) + 1),
     ]
     for name in FIELDS:
         mine = [r for r in rows if r.field == name]
-        cells = [f"{r.line_false_positives}/{r.tile_false_positives} ({r.median_excess:.2f})" for r in mine]
+        cells = [f"{r.line_false_positives}/{r.tile_false_positives if r.tile_tested else '-'} ({r.median_excess:.2f})"
+                 for r in mine]
         n = sum(r.n_fields for r in mine)
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {sum(r.line_false_positives for r in mine) / n:.1%} / "
                      f"{sum(r.tile_false_positives for r in mine) / max(1, sum(r.tile_tested for r in mine)):.1%} |")
@@ -66,13 +68,14 @@ def main() -> int:
     fp_tile = sum(r.tile_false_positives for r in rows)
     lines += ["", f"Overall: line test {fp_line}/{n_line} = {fp_line / n_line:.1%}, tile test {fp_tile}/{n_tile} = "
               f"{fp_tile / n_tile:.1%} false positives.", "",
-              "Power on 1/f^2 fields (detected / batches):", "",
+              "Power on 1/f^2 fields (detected / batches tested; the tile test needs 4 periods inside the "
+              "interior, so S = 32 needs maps of 256 px):", "",
               "| test | planted | " + " | ".join(f"S={s}" for s in STRIDES) + " |",
               "|---|---|" + "---|" * len(STRIDES)]
     for test, strength in (("line", 1e-3), ("line", 1e-4), ("tile", 0.1), ("tile", 0.3)):
         mine = [r for r in powers if r.test == test and r.strength == strength]
         what = f"grid holding {strength:g} of the energy" if test == "line" else f"shared tile, strength {strength:g}"
-        lines.append(f"| {test} | {what} | " + " | ".join(f"{r.detected}/{r.n_fields}" for r in mine) + " |")
+        lines.append(f"| {test} | {what} | " + " | ".join(f"{r.detected}/{r.tested}" if r.tested else "not testable" for r in mine) + " |")
     with atomic_dir(args.out) as out:
         write_json(out / "calibration.json", json_ready({
             "script": "scripts/calibration_study.py", "args": vars(args), "seconds": time.time() - started,

@@ -8,7 +8,7 @@ within ~20 minutes on a 2-core CPU.
 
 Writes figures/downsampling/<model>/{comparison.json, report.md, summary.png, stage-*.png} (the first
 seed), figures/downsampling/study.json (the numbers the docs quote: per seed, and mean and sd over the
-seeds) and figures/downsampling/overview.png.
+seeds), figures/downsampling/summary.md (its tables) and figures/downsampling/overview.png.
 
     python scripts/downsampling_study.py
 """
@@ -16,6 +16,7 @@ seeds) and figures/downsampling/overview.png.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import statistics
 import time
@@ -127,6 +128,47 @@ def plot_overview(summary: dict[str, dict], path: Path) -> None:
     save_figure(fig, path, dpi=FIGURE_DPI)
 
 
+def _cell(entry: dict, key: str, i: int, digits: int = 3) -> str:
+    mean, sd = entry[key]["mean"][i], entry[key]["sd"][i]
+    if mean is None:
+        return "n/a"
+    return f"{mean:.{digits}g}" if sd is None else f"{mean:.{digits}g} ± {sd:.2g}"
+
+
+def summary_markdown(study: dict) -> str:
+    """The study's tables: per model and variant, per stage, from study.json."""
+    lines = [
+        "<!-- written by scripts/downsampling_study.py from study.json -->",
+        "",
+        f"Images: {study['images']} at {study['size']} px; objective {study['objective']}.",
+        "Random-init models: mean ± sd over the initialisation seeds, and in brackets the number of seeds where",
+        "the test is significant at 0.05; trained models: one run (brackets: 1 = significant).",
+        "",
+    ]
+    for arch, model in study["models"].items():
+        variants = model["variants"]
+        first = next(iter(variants.values()))
+        header = "| variant | " + " | ".join(f"{l} (S={s})" for l, s in zip(first["layers"], first["strides"])) + " |"
+        sep = "|---|" + "---|" * len(first["layers"])
+        lines += [f"## {arch} ({model['weights_kind']}, {model['n_seeds']} seed(s))", ""]
+        for title, key, count in (
+            ("Line excess at period = stride (raw p < 0.05)", "own_line_excess", "own_line_significant_seeds"),
+            ("Lattice excess, all octaves (grid detected, Holm)", "lattice_excess", "grid_detected_seeds"),
+            ("Shared energy tile cv (tile p < 0.05)", "shared_tile_cv", "tile_detected_seeds"),
+            ("High-frequency off-lattice share of the energy", "hf_offlattice_fraction", None),
+            ("Cosine similarity of the stage's activations to the original's", "cosine_mean", None),
+        ):
+            lines += [f"### {title}", "", header, sep]
+            for name, entry in variants.items():
+                cells = []
+                for i in range(len(entry["layers"])):
+                    c = _cell(entry, key, i)
+                    cells.append(c if count is None else f"{c} ({entry[count][i]})")
+                lines.append(f"| {name} | " + " | ".join(cells) + " |")
+            lines.append("")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--vgg16-weights", default="../shared/weights/vgg16_features_imagenet.pth")
@@ -137,7 +179,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, default=5, help="initialisation seeds for random-init models (default: 5)")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default="figures/downsampling")
+    p.add_argument("--summary-only", action="store_true", help="only rewrite summary.md from an existing study.json")
     args = p.parse_args(argv)
+    out = Path(args.out)
+    if args.summary_only:
+        (out / "summary.md").write_text(summary_markdown(json.loads((out / "study.json").read_text())) + "\n")
+        print(f"wrote {out}/summary.md")
+        return 0
 
     torch.manual_seed(args.seed)
     device = resolve_device(args.device)
@@ -186,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
             "models": models,
         }),
     )
-    print(f"wrote {out}/study.json and overview.png")
+    (out / "summary.md").write_text(summary_markdown(json.loads((out / "study.json").read_text())) + "\n")
+    print(f"wrote {out}/study.json, summary.md and overview.png")
     return 0
 
 

@@ -197,7 +197,7 @@ def octaves_figure(name: str, entry: dict, path: Path) -> None:
         ax.axhline(ref["mean"], color=colour, ls="--", lw=0.8)
     ax.axhline(1.0, color="k", ls=":", lw=1, label="1 = no grid")
     ax.set_ylim(bottom=0)
-    labels = [f"{c['label']}\n{c['summary']['detected_fraction'] * 100:.0f}% det." for c in conds]
+    labels = [f"{c['label'].replace(' + ', chr(10) + '+ ')}\n{c['summary']['detected_fraction'] * 100:.0f}% det." for c in conds]
     ax.set_xticks(x, labels, fontsize=6)
     ax.set_ylabel("octave excess of the update")
     ax.legend(fontsize=7, ncol=4)
@@ -334,7 +334,8 @@ def law_panels(axes, result: dict, periods) -> None:
         ax.set_xticks(ds, [str(d) for d in ds])
         ax.set_xlabel("roll jitter range d (shifts uniform in [-d, d] per axis)")
         ax.set_ylabel("residual grid energy (no jitter = 1)")
-        ax.set_title(f"{result['model']} ({result['weights'].split('/')[-1]}), {result['layer']} (stride {result['stride']}), "
+        short = "ImageNet" if "ImageNet" in result["weights"] else "random init"
+        ax.set_title(f"{result['model']} ({short}), {result['layer']} (stride {result['stride']}), "
                      f"period-{p} bins\nrigid share of the grid-locked part: {s['rigid_share']['mean']:.3f} ± {s['rigid_share']['sd']:.3f}",
                      fontsize=8)
         ax.legend(fontsize=6, ncol=2)

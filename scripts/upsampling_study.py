@@ -199,6 +199,7 @@ def plot_excess(rows: dict, path, title: str) -> None:
             ax.plot(rows[name][key]["mean"], i, "|", ms=12, color="k")
         ax.axvline(1.0, color="grey", ls=":")
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel(label + " (1 = no grid; red: grid detected, p < 0.05)", fontsize=8)
         ax.set_yticks(range(len(names)), names, fontsize=8)
         ax.invert_yaxis()
