@@ -165,3 +165,21 @@ def test_bad_arguments_are_refused():
         checkerboard_metrics(g, 4, weighting="loud")
     with pytest.raises(ValueError, match="NaN"):
         checkerboard_metrics(torch.full((3, 32, 32), math.nan), 4)
+
+
+def test_strided_convolution_with_white_noise_upstream_makes_a_tile_not_lines():
+    """Notes T3: white-noise upstream through kernel 3 stride 2 gives each phase its overlap count of
+    energy, [[4, 2], [2, 1]] (cv 0.484), but no fixed pattern in the signed gradient."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_spectrum import strided_conv_input_grad
+
+    up = torch.randn(16, 1, 32, 32, generator=torch.Generator().manual_seed(3))
+    m = checkerboard_metrics(strided_conv_input_grad(torch.ones(3, 3), 2, up, 64), 2)
+    t = torch.tensor([4.0, 2.0, 2.0, 1.0])
+    expected_cv = float(((t / t.mean() - 1) ** 2).mean().sqrt())
+    assert m.shared_tile_cv == pytest.approx(expected_cv, rel=0.05)
+    assert m.tile_p_value < 0.01
+    assert not m.grid_detected
