@@ -102,6 +102,9 @@ def plot_octave_excess(ax, labels: list[str], metrics: list, title: str = "line 
     ax.set_xticks(x)
     ax.set_xticklabels(labels, fontsize=6)
     ax.set_title(f"{title}\n(filled: Holm-adjusted p < alpha; 1 = no grid)", fontsize=7)
+    # plain numbers (2, 5, 10) on major and, over small ranges, minor ticks
+    ax.yaxis.set_major_formatter(matplotlib.ticker.LogFormatter(minor_thresholds=(2, 0.5)))
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.LogFormatter(minor_thresholds=(2, 0.5)))
     if n_oct:
         ax.legend(fontsize=6)
 
@@ -111,20 +114,20 @@ def plot_depth(labels: list[str], metrics: list):
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
     plot_octave_excess(axes[0], labels, metrics)
     x = np.arange(len(labels))
-    bottom = np.zeros(len(labels))
     for j in range(max((len(m.octave_fractions) for m in metrics), default=0)):
-        vals = np.array([m.octave_fractions[j] if j < len(m.octave_fractions) else 0.0 for m in metrics])
-        axes[1].bar(x, vals, bottom=bottom, label=f"period {2 ** (j + 1)}")
-        bottom += vals
+        vals = [m.octave_fractions[j] if j < len(m.octave_fractions) and m.octave_fractions[j] > 0 else np.nan
+                for m in metrics]
+        axes[1].plot(x, vals, "o-", ms=3, lw=1, color=f"C{j}", label=f"period {2 ** (j + 1)}")
     axes[1].set_yscale("log")
-    axes[1].set_title("share of gradient energy on the lattice, by octave", fontsize=7)
+    axes[1].set_title("share of gradient energy on the lattice, by octave\n(a description, not a test)", fontsize=7)
     axes[1].legend(fontsize=6)
     cv = [m.shared_tile_cv for m in metrics]
     sig = [m.tile_detected for m in metrics]
     axes[2].plot(x, cv, "-", color="C0", lw=1)
     for xi, y, s in zip(x, cv, sig):
         axes[2].plot([xi], [y], "o", color="C0", mfc="C0" if s else "white", ms=4)
-    axes[2].set_title("shared energy tile cv (interior)\n(filled: tile p < alpha)", fontsize=7)
+    axes[2].set_title("shared energy tile cv (interior)\n(filled: tile p < alpha; missing: map too small)", fontsize=7)
+    axes[2].set_ylim(bottom=0)
     for ax in axes[1:]:
         ax.set_xticks(x)
         ax.set_xticklabels(labels, fontsize=6)

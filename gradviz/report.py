@@ -301,7 +301,7 @@ def make_figures(report: Report) -> dict[str, "matplotlib.figure.Figure"]:
     for i, layer in enumerate(layers):
         m = layer.metrics
         plots.plot_tile(axes[0, i], m.tile, f"{layer.name}\nshared cv {_fmt(m.shared_tile_cv, 2)} (p {_fmt(m.tile_p_value, 2)})")
-    fig.suptitle(f"{report.model}: pooled energy tile (mean 1); shared cv and its p from the interior", fontsize=8)
+    fig.suptitle(f"{report.model}: pooled energy tile (mean 1); shared cv and its p from the interior", fontsize=8, y=1.08)
     figures["tiles.png"] = fig
 
     fig, ax = plt.subplots(figsize=(5, 3.2))
@@ -314,7 +314,7 @@ def make_figures(report: Report) -> dict[str, "matplotlib.figure.Figure"]:
     figures["radial.png"] = fig
 
     figures["depth.png"] = plots.plot_depth([f"{layer.name}\nS={layer.stride}" for layer in layers], [layer.metrics for layer in layers])
-    figures["depth.png"].suptitle(f"{report.model} ({report.weights}), {report.n_images} images", fontsize=8)
+    figures["depth.png"].suptitle(f"{report.model} ({report.weights}), {report.n_images} images", fontsize=8, y=1.04)
     return figures
 
 

@@ -32,6 +32,7 @@ from gradviz.outputs import write_json
 VGG_STUDY_VARIANTS = ["maxpool", "stride", "avgpool", "blurpool3", "blurpool5", "relaxed"]
 RESNET_STUDY_VARIANTS = ["stride", "blurpool4", "blurpool4-stem"]
 FIGURE_DPI = 70  # modest: the study's figures stay well under the repository's budget
+OVERVIEW_DPI = 110  # the overview is the figure the docs lead with: legible ticks
 LOG_BOTTOM = 1e-2  # line ratios below this (a blurred stem gives exactly 0) are drawn at the bottom
 
 
@@ -112,7 +113,12 @@ def plot_overview(summary: dict[str, dict], path: Path) -> None:
             for row, key in ((0, "own_line_excess"), (1, "hf_offlattice_fraction")):
                 mean = [math.nan if m is None else max(m, LOG_BOTTOM) for m in v[key]["mean"]]
                 sd = [0.0 if d is None else d for d in v[key]["sd"]]
-                axes[row, col].errorbar(xs, mean, yerr=sd, marker="o", ms=3, capsize=2, lw=1, label=name)
+                bars = axes[row, col].errorbar(xs, mean, yerr=sd, capsize=2, lw=1, label=name)
+                colour = bars[0].get_color()
+                # filled: the own line is significant (raw p < 0.05) in a majority of the seeds
+                filled = [row == 1 or 2 * k > info["n_seeds"] for k in v["own_line_significant_seeds"]]
+                for x, y, f in zip(xs, mean, filled):
+                    axes[row, col].plot([x], [y], "o", ms=4, color=colour, mfc=colour if f else "white")
         axes[0, col].axhline(1.0, color="k", ls=":", lw=0.8)
         axes[0, col].set_yscale("log")
         axes[0, col].set_ylim(bottom=LOG_BOTTOM)
@@ -122,10 +128,10 @@ def plot_overview(summary: dict[str, dict], path: Path) -> None:
             ax.tick_params(labelsize=6)
             ax.set_xlabel("stage stride", fontsize=7)
         axes[0, col].legend(fontsize=5)
-    axes[0, 0].set_ylabel("line excess at period = stride\n(over local background; 1 = none)", fontsize=7)
+    axes[0, 0].set_ylabel("line excess at period = stride\n(1 = none; filled: p < 0.05 in most seeds)", fontsize=7)
     axes[1, 0].set_ylabel("high-freq. off-lattice share", fontsize=7)
     fig.tight_layout()
-    save_figure(fig, path, dpi=FIGURE_DPI)
+    save_figure(fig, path, dpi=OVERVIEW_DPI)
 
 
 def _cell(entry: dict, key: str, i: int, digits: int = 3) -> str:
@@ -179,12 +185,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, default=5, help="initialisation seeds for random-init models (default: 5)")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default="figures/downsampling")
-    p.add_argument("--summary-only", action="store_true", help="only rewrite summary.md from an existing study.json")
+    p.add_argument("--summary-only", action="store_true",
+                   help="only rewrite summary.md and overview.png from an existing study.json")
     args = p.parse_args(argv)
     out = Path(args.out)
     if args.summary_only:
-        (out / "summary.md").write_text(summary_markdown(json.loads((out / "study.json").read_text())) + "\n")
-        print(f"wrote {out}/summary.md")
+        study = json.loads((out / "study.json").read_text())
+        (out / "summary.md").write_text(summary_markdown(study) + "\n")
+        plot_overview(study["models"], out / "overview.png")
+        print(f"wrote {out}/summary.md and overview.png")
         return 0
 
     torch.manual_seed(args.seed)

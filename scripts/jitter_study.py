@@ -190,13 +190,15 @@ def octaves_figure(name: str, entry: dict, path: Path) -> None:
         colour = f"C{j}"
         mu = np.array([c["summary"]["octave_excess"][j]["mean"] for c in conds])
         sd = np.array([c["summary"]["octave_excess"][j]["sd"] for c in conds])
-        ax.errorbar(x + (j - 1) * 0.08, mu, yerr=sd, fmt="o-", color=colour, ms=4, lw=1, capsize=2,
+        lower = np.minimum(sd, 0.9 * mu)  # a log axis cannot show mean - sd <= 0: the lower bar stops at mean / 10
+        ax.errorbar(x + (j - 1) * 0.08, mu, yerr=[lower, sd], fmt="o-", color=colour, ms=4, lw=1, capsize=2,
                     label=f"period {2 ** (j + 1)}")
         ref = entry["references"]["exact_shift_average"]["summary"]["octave_excess"][j]
-        ax.axhspan(ref["mean"] - ref["sd"], ref["mean"] + ref["sd"], color=colour, alpha=0.12)
+        ax.axhspan(max(ref["mean"] - ref["sd"], 0.1 * ref["mean"]), ref["mean"] + ref["sd"], color=colour, alpha=0.12)
         ax.axhline(ref["mean"], color=colour, ls="--", lw=0.8)
     ax.axhline(1.0, color="k", ls=":", lw=1, label="1 = no grid")
-    ax.set_ylim(bottom=0)
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(matplotlib.ticker.LogFormatter(minor_thresholds=(2, 0.5)))
     labels = [f"{c['label'].replace(' + ', chr(10) + '+ ')}\n{c['summary']['detected_fraction'] * 100:.0f}% det." for c in conds]
     ax.set_xticks(x, labels, fontsize=6)
     ax.set_ylabel("octave excess of the update")

@@ -23,6 +23,7 @@ import math
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -189,18 +190,24 @@ def plot_excess(rows: dict, path, title: str) -> None:
 
     names = list(rows)
     fig, axes = plt.subplots(1, 2, figsize=(12, 0.32 * len(names) + 1.6), sharey=True)
-    for ax, key, label in [(axes[0], "lattice_excess", "lattice excess (all periods)"),
-                           (axes[1], "period2_excess", "period-2 excess")]:
+    def period2_significant(run: dict) -> bool:
+        m = run.get("metrics", run)
+        return m["octave_p_adjusted"][0] < m.get("alpha", 0.05)
+
+    panels = [(axes[0], "lattice_excess", "lattice excess, all periods (no test of its own)", None),
+              (axes[1], "period2_excess", "period-2 excess (filled: its Holm-adjusted p < 0.05)", period2_significant)]
+    for ax, key, label, significant in panels:
         for i, name in enumerate(names):
             vals = rows[name][key]["values"]
-            detected = [bool(r["metrics"]["grid_detected"]) if "metrics" in r else bool(r["grid_detected"]) for r in rows[name]["runs"]]
-            for v, d in zip(vals, detected):
-                ax.plot(v, i, "o", ms=4, color="C3" if d else "C0", alpha=0.7)
+            for v, run in zip(vals, rows[name]["runs"]):
+                filled = significant is None or significant(run)
+                ax.plot(v, i, "o", ms=4, color="C0", mfc="C0" if filled else "white", alpha=0.8)
             ax.plot(rows[name][key]["mean"], i, "|", ms=12, color="k")
         ax.axvline(1.0, color="grey", ls=":")
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        ax.set_xlabel(label + " (1 = no grid; red: grid detected, p < 0.05)", fontsize=8)
+        ax.set_xlabel(label + "; 1 = no grid, bar = mean", fontsize=8)
         ax.set_yticks(range(len(names)), names, fontsize=8)
         ax.invert_yaxis()
     fig.suptitle(title, fontsize=10)
@@ -254,26 +261,31 @@ def plot_gan_final(summ: dict, real: dict, path, steps: int) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [("g_p2_end", f"G outputs: period-2 excess at step {steps}"),
-              ("g_p2_second_half_geomean", "G outputs: period-2 excess,\ngeometric mean over 2nd half"),
-              ("d_p2_end", f"D gradient on G outputs:\nperiod-2 excess at step {steps}")]
+    panels = [("g_p2_end", f"G outputs: period-2 excess at step {steps}", "g_p2_end_p_adjusted"),
+              ("g_p2_second_half_geomean", "G outputs: period-2 excess,\ngeometric mean over 2nd half (no test)", None),
+              ("d_p2_end", f"D gradient on G outputs:\nperiod-2 excess at step {steps}", "d_p2_end_p_adjusted")]
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.6))
-    for ax, (key, title) in zip(axes, panels):
+    for ax, (key, title, p_key) in zip(axes, panels):
         for c, (first, runs) in enumerate(summ.items()):
             vals = [r[key] for r in runs]
-            det = [r.get("g_grid_detected_end", False) if key.startswith("g_p2_end") else False for r in runs]
-            ax.scatter([c + 0.08 * (i - 2) for i in range(len(vals))], vals, color=["C3" if d else f"C{c}" for d in det], zorder=3)
+            xs = [c + 0.08 * (i - 2) for i in range(len(vals))]
+            for x, v, r in zip(xs, vals, runs):
+                filled = p_key is not None and r[p_key] < 0.05
+                ax.plot([x], [v], "o", ms=6, color=f"C{c}", mfc=f"C{c}" if filled else "white", zorder=3)
             ax.plot([c - 0.25, c + 0.25], [math.exp(statistics.fmean(map(math.log, vals)))] * 2, color="k")
         if key.startswith("g_"):
             m, s = real["period2_excess"]["mean"], real["period2_excess"]["sd"]
             ax.axhspan(m - s, m + s, color="green", alpha=0.15, label="real patches, mean ± sd")
-            ax.legend(fontsize=7, loc="upper right")
+            ax.legend(fontsize=7, loc="lower right")
         ax.axhline(1.0, color="grey", ls=":")
         ax.set_xticks(range(len(summ)), [f"D {f}" for f in summ])
         ax.set_xlim(-0.6, len(summ) - 0.4)
         ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
         ax.set_title(title, fontsize=9)
-    fig.suptitle("GAN with a nearest resize-conv generator: one dot per seed (red: grid detected), bar = geometric mean", fontsize=9)
+    fig.suptitle("GAN with a nearest resize-conv generator: one dot per seed (filled: the period-2 line's Holm-adjusted "
+                 "p < 0.05), bar = geometric mean, dotted = no grid", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
@@ -358,6 +370,18 @@ def gan_part(out, study: dict, lines: list[str], seeds: list[int], steps: int, e
               f"{b} {arms[b]['g_grid_detected_end']}/{len(seeds)}.", ""]
 
 
+def redraw(out: Path) -> int:
+    """Redraw the figures that only need study.json (same data, no recomputation)."""
+    study = json.loads((out / "study.json").read_text())
+    gens = study["generators"]
+    plot_excess(gens["designs"], out / "generators_excess.png",
+                f"generators at initialisation: outputs, lattice period 8, {len(gens['seeds'])} seeds (one dot per seed)")
+    gan = study["gan"]
+    plot_gan_final(gan["per_run"], gan["data"]["real_reference"], out / "gan_final.png", gan["settings"]["steps"])
+    print(f"redrew {out}/generators_excess.png and gan_final.png")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="figures/upsampling")
@@ -368,7 +392,11 @@ def main() -> int:
     parser.add_argument("--eval-every", type=int, default=100)
     parser.add_argument("--eval-samples", type=int, default=128)
     parser.add_argument("--skip-gan", action="store_true", help="only the measurements at init (quick check)")
+    parser.add_argument("--plots-only", action="store_true",
+                        help="redraw generators_excess.png and gan_final.png from an existing study.json")
     args = parser.parse_args()
+    if args.plots_only:
+        return redraw(Path(args.out))
     torch.set_num_threads(1)  # robust when the 2 cores are shared; threads that spin-wait thrash
     torch.set_flush_denormal(True)
     seeds = list(range(args.seed, args.seed + args.seeds))
