@@ -38,6 +38,9 @@ class CalibrationRow:
     tile_tested: int  # fields large enough for the interior cut
     median_excess: float
     excess_values: list[float]
+    # what the old readings say on the same grid-free fields (for the docs; neither is a test):
+    median_flat_ratio: float  # lattice share over the share a flat (white) spectrum would have
+    median_tile_contrast: float  # max / min of the pooled energy tile
 
 
 @dataclass
@@ -75,7 +78,7 @@ def calibrate(
         make = FIELDS[name]
         for stride in strides:
             line_fp = tile_fp = tile_n = 0
-            excess = []
+            excess, flat, contrast = [], [], []
             for k in range(n_fields):
                 gen = torch.Generator().manual_seed(_seed(seed, fi, stride, k))
                 m = checkerboard_metrics(make(n_images, channels, size, generator=gen), stride,
@@ -85,8 +88,10 @@ def calibrate(
                     tile_n += 1
                     tile_fp += m.tile_detected
                 excess.append(m.lattice_excess)
-            rows.append(CalibrationRow(name, stride, n_fields, line_fp, tile_fp, tile_n,
-                                       statistics.median(excess), excess))
+                flat.append(m.lattice_fraction / m.null_fraction)
+                contrast.append(m.tile_contrast)
+            rows.append(CalibrationRow(name, stride, n_fields, line_fp, tile_fp, tile_n, statistics.median(excess),
+                                       excess, statistics.median(flat), statistics.median(contrast)))
     return rows
 
 

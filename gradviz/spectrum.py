@@ -54,7 +54,6 @@ import torch
 
 from gradviz.outputs import json_ready
 from gradviz.stats import (
-    holm_adjust,
     interior_margin,
     line_excess_test,
     periodic_fft,
@@ -107,6 +106,7 @@ class CheckerboardMetrics:
     grid_detected: bool = False
     period_excess: dict[int, float] = field(default_factory=dict)
     period_p_values: dict[int, float] = field(default_factory=dict)
+    period_p_adjusted: dict[int, float] = field(default_factory=dict)
     shared_tile_cv: float = math.nan
     tile_p_value: float = math.nan
     tile_note: str = ""
@@ -122,12 +122,13 @@ class CheckerboardMetrics:
 
     def grid_octaves(self) -> list[int]:
         """Periods (pixels) whose Holm-adjusted p-value is below ``alpha``."""
-        adjusted = holm_adjust(list(self.period_p_values.values()))
-        return [p for p, q in zip(self.period_p_values, adjusted) if q < self.alpha]
+        return [p for p, q in self.period_p_adjusted.items() if q < self.alpha]
 
     @property
     def verdict(self) -> str:
         """``"grid: period 2 (5.1x), ..."`` or ``"no detectable grid"``, with the p-value."""
+        if self.n_null == 0:
+            return "not tested (n_null = 0)"
         if math.isnan(self.p_value):
             return "not testable (the map holds a single period)"
         if not self.grid_detected:
@@ -140,7 +141,7 @@ class CheckerboardMetrics:
         d = asdict(self)
         d["verdict"] = self.verdict
         d["tile_detected"] = self.tile_detected
-        for key in ("period_fractions", "period_excess", "period_p_values"):
+        for key in ("period_fractions", "period_excess", "period_p_values", "period_p_adjusted"):
             d[key] = {str(k): v for k, v in d[key].items()}
         return json_ready(d)
 
@@ -311,13 +312,14 @@ class SpectrumAccumulator:
         Args:
             seed: seeds the null draws of both tests.
             alpha: the level of ``grid_detected`` and of ``verdict``.
-            n_null: null draws per test (at least 200).
+            n_null: null draws per test (at least 200); 0 skips both tests (excess and shared tile cv
+                only, every p-value NaN, ``grid_detected`` False), for cheap per-step tracking.
         """
         self._require()
         if not 0 < alpha < 1:
             raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
-        if n_null < 200:
-            raise ValueError(f"n_null must be at least 200 for a usable p-value, got {n_null!r}")
+        if n_null != 0 and n_null < 200:
+            raise ValueError(f"n_null must be 0 (no tests) or at least 200 for a usable p-value, got {n_null!r}")
         power = self.power_sum
         h, w = power.shape
         s = self.stride
@@ -382,6 +384,7 @@ class SpectrumAccumulator:
             grid_detected=bool(not math.isnan(p_value) and p_value < alpha),
             period_excess=lines.period_excess,
             period_p_values=lines.period_p_values,
+            period_p_adjusted=lines.period_p_adjusted,
             shared_tile_cv=tiles.shared_tile_cv if tiles else math.nan,
             tile_p_value=tiles.p_value if tiles else math.nan,
             tile_note=tiles.note if tiles else
@@ -417,7 +420,7 @@ def checkerboard_metrics(
         stride: the period ``S`` to test (the cumulative stride of the layer).
         seed: seeds the null draws; the same input and seed give the same numbers.
         alpha: level of ``grid_detected``.
-        n_null: null draws per test.
+        n_null: null draws per test (0: no tests, see :meth:`SpectrumAccumulator.metrics`).
         weighting: ``"equal"`` or ``"energy"`` (see :class:`SpectrumAccumulator`).
 
     Example:

@@ -192,9 +192,9 @@ def _representatives(periods: torch.Tensor) -> torch.Tensor:
     return (periods > 1) & (index <= conj)
 
 
-def _match_self_conjugate(log_power: torch.Tensor, ratio: torch.Tensor, n_maps: int) -> torch.Tensor:
+def _match_self_conjugate(ratio: torch.Tensor, n_maps: int) -> torch.Tensor:
     """Map the self-conjugate bins' R onto the law of a complex bin (step 5 of the module docstring)."""
-    h, w = log_power.shape
+    h, w = ratio.shape
     out = ratio.clone()
     k = float(n_maps)
     for u, v in {(0, w // 2), (h // 2, 0), (h // 2, w // 2)} - {(0, 0)}:
@@ -229,7 +229,8 @@ def line_excess_test(
         stride: the period ``S``.
         periods: ``(H, W)`` period of each lattice bin, 0 elsewhere (:func:`gradviz.spectrum.period_map`).
         n_maps: how many (image, channel) maps were summed into ``power`` (for step 5).
-        n_null: null draws per period (at least 200 for a p-value near 0.005 to mean anything).
+        n_null: null draws per period (at least 200 for a p-value near 0.005 to mean anything);
+            0 computes the excesses only (every p-value NaN), for cheap per-step tracking.
         seed: seeds the null draws; equal inputs give equal numbers.
 
     Returns:
@@ -245,7 +246,7 @@ def line_excess_test(
     log_power = torch.log(power.clamp_min(floor))
     lattice = periods > 0
     ratio = line_ratio_map(log_power, lattice)
-    ratio = _match_self_conjugate(log_power, ratio, n_maps)
+    ratio = _match_self_conjugate(ratio, n_maps)
 
     reps = _representatives(periods)
     gen = torch.Generator().manual_seed(int(seed))
@@ -256,16 +257,20 @@ def line_excess_test(
     for p in sorted(int(x) for x in periods[reps].unique().tolist()):
         ys, xs = torch.nonzero(reps & (periods == p), as_tuple=True)
         observed = float(ratio[ys, xs].mean())
+        result.period_excess[p] = math.exp(observed)
+        if n_null == 0:
+            result.period_p_values[p] = math.nan
+            continue
         # translate: off-axis bins by (du, dv), bins on the row u = 0 by (0, dv), on the column v = 0 by (du, 0)
         ty = torch.where(ys[None, :] == 0, ys[None, :], (ys[None, :] + du[:, None].to(ys.device)) % h)
         tx = torch.where(xs[None, :] == 0, xs[None, :], (xs[None, :] + dv[:, None].to(xs.device)) % w)
         null = ratio_flat[ty * w + tx].mean(dim=1)
-        result.period_excess[p] = math.exp(observed)
         result.period_p_values[p] = (1 + int((null >= observed - 1e-12).sum())) / (1 + n_null)
     keys = list(result.period_p_values)
     adjusted = holm_adjust([result.period_p_values[k] for k in keys])
     result.period_p_adjusted = dict(zip(keys, adjusted))
-    result.p_value = min(adjusted) if adjusted else math.nan
+    finite = [q for q in adjusted if not math.isnan(q)]
+    result.p_value = min(finite) if finite else math.nan
     return result
 
 
@@ -365,7 +370,7 @@ def shared_tile_test(tiles: torch.Tensor, *, n_null: int = 999, seed: int = 0) -
 
     Args:
         tiles: ``(n, S, S)`` per-image relative tiles (:func:`relative_tiles`); each is re-centred.
-        n_null: null draws.
+        n_null: null draws; 0 computes the statistic only (p-value NaN).
         seed: seeds the random phases.
 
     Returns:
@@ -394,4 +399,5 @@ def shared_tile_test(tiles: torch.Tensor, *, n_null: int = 999, seed: int = 0) -
         index = (rows[..., :, None] * s + cols[..., None, :]).reshape(d, n, s * s)
         rolled = torch.gather(flat.expand(d, n, s * s), 2, index.to(t.device)).reshape(d, n, s, s)
         exceed += int((_u_statistic(rolled) >= u - 1e-15).sum())
-    return TileTest(math.sqrt(max(u, 0.0)), (1 + exceed) / (1 + n_null), u)
+    p_value = (1 + exceed) / (1 + n_null) if n_null else math.nan
+    return TileTest(math.sqrt(max(u, 0.0)), p_value, u)

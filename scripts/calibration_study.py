@@ -76,6 +76,12 @@ def main() -> int:
         mine = [r for r in powers if r.test == test and r.strength == strength]
         what = f"grid holding {strength:g} of the energy" if test == "line" else f"shared tile, strength {strength:g}"
         lines.append(f"| {test} | {what} | " + " | ".join(f"{r.detected}/{r.tested}" if r.tested else "not testable" for r in mine) + " |")
+    lines += ["", "What the old readings say on the same grid-free batches (medians; neither is a test): the lattice "
+              "share over the share a flat spectrum would have, and the pooled energy tile's max/min.", "",
+              "| field | " + " | ".join(f"S={s}" for s in STRIDES) + " |", "|---|" + "---|" * len(STRIDES)]
+    for name in FIELDS:
+        mine = [r for r in rows if r.field == name]
+        lines.append(f"| {name} | " + " | ".join(f"{r.median_flat_ratio:.2f} / {r.median_tile_contrast:.1f}" for r in mine) + " |")
     with atomic_dir(args.out) as out:
         write_json(out / "calibration.json", json_ready({
             "script": "scripts/calibration_study.py", "args": vars(args), "seconds": time.time() - started,

@@ -183,3 +183,13 @@ def test_strided_convolution_with_white_noise_upstream_makes_a_tile_not_lines():
     assert m.shared_tile_cv == pytest.approx(expected_cv, rel=0.05)
     assert m.tile_p_value < 0.01
     assert not m.grid_detected
+
+
+def test_no_null_draws_give_the_same_excess_and_no_verdict():
+    g = torch.randn(4, 3, 96, 96, generator=torch.Generator().manual_seed(8))
+    tested, untested = checkerboard_metrics(g, 4), checkerboard_metrics(g, 4, n_null=0)
+    assert untested.octave_excess == tested.octave_excess
+    assert untested.shared_tile_cv == tested.shared_tile_cv
+    assert all(math.isnan(p) for p in untested.octave_p_values) and math.isnan(untested.p_value)
+    assert math.isnan(untested.tile_p_value) and not untested.grid_detected
+    assert untested.verdict == "not tested (n_null = 0)"
