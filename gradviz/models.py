@@ -66,6 +66,11 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
         raise GradvizError(f"unknown device {device!r}; valid: auto, cpu, cuda, cuda:N") from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise GradvizError(f"device {device!r} asked for but CUDA is not available; valid here: auto, cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise GradvizError(f"device {device!r} does not exist; valid here: auto, cpu, cuda:0 .. "
+                           f"cuda:{torch.cuda.device_count() - 1}")
+    if dev.type not in ("cpu", "cuda"):
+        raise GradvizError(f"device {device!r} is not supported; valid: auto, cpu, cuda, cuda:N")
     return dev
 
 
@@ -160,7 +165,16 @@ def load_model(
     make_relus_out_of_place(net)
     model = PixelModel(net, arch=name, weights=desc, classifier_trained=trained)
     model.eval().requires_grad_(False)
+    check_finite_parameters(model)
     return model.to(dev)
+
+
+def check_finite_parameters(model: nn.Module) -> None:
+    """Refuse a model with a NaN or infinite weight or buffer, naming the first one."""
+    for kind, items in (("weight", model.named_parameters()), ("buffer", model.named_buffers())):
+        for name, t in items:
+            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                raise GradvizError(f"the model's {kind} {name} holds NaN or infinite values; valid: finite weights")
 
 
 def model_device(model: nn.Module) -> torch.device:

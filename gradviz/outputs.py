@@ -1,4 +1,17 @@
-"""Atomic outputs: a file or a whole folder appears complete or not at all."""
+"""Safe, atomic outputs: gradviz never deletes or overwrites anything it did not write.
+
+A folder that gradviz writes carries a manifest, ``.gradviz.json``, listing its files. An
+existing output folder is replaced only when it is empty or when it holds exactly the files of
+its manifest (a folder gradviz wrote, untouched since); anything else (a user's folder, a file,
+a folder that holds an input) is refused with one line. A single file gradviz writes (a dream
+image, an overlap figure and the JSON beside them) carries its own mark (a PNG text chunk, a
+JPEG comment, a JSON key), and an existing file is replaced only when it carries that mark.
+
+Everything is built in a uniquely named temporary sibling and renamed into place, under a lock
+on the parent folder, with SIGINT/SIGTERM/SIGHUP held back during the rename: a run that is
+interrupted or fails leaves nothing behind, and two runs writing the same place both finish
+(the last one's output stays). Permissions follow the user's umask.
+"""
 
 from __future__ import annotations
 
@@ -6,46 +19,265 @@ import json
 import math
 import os
 import shutil
+import signal
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from gradviz.errors import GradvizError
+
+MANIFEST = ".gradviz.json"
+# The mark a single file carries: PNG text chunk "Software", JPEG comment, JSON key "software".
+SOFTWARE = "gradviz"
+# Signals held back while a finished output is renamed into place.
+_HELD_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _apply_umask(root: Path) -> None:
+    """Give ``root`` and everything under it the modes a plain ``mkdir``/``open`` would have."""
+    mask = _umask()
+    if root.is_dir():
+        for dirpath, _, filenames in os.walk(root):
+            os.chmod(dirpath, 0o777 & ~mask)
+            for f in filenames:
+                os.chmod(os.path.join(dirpath, f), 0o666 & ~mask)
+    else:
+        os.chmod(root, 0o666 & ~mask)
+
+
+def _files_under(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if not p.is_dir())
+
+
+def _manifest_files(folder: Path) -> list[str] | None:
+    """The files listed in ``folder``'s manifest, or None when it has no valid gradviz manifest."""
+    try:
+        data = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("software") != SOFTWARE or not isinstance(data.get("files"), list):
+        return None
+    return [str(f) for f in data["files"]]
+
+
+def _resolve(path: str | os.PathLike) -> Path:
+    return Path(os.path.abspath(Path(path).expanduser()))
+
+
+def _check_inputs(out: Path, inputs: Iterable[str | os.PathLike | None], flag: str) -> None:
+    for item in inputs:
+        if item is None or str(item) == "":
+            continue
+        inp = _resolve(item)
+        if inp == out or out in inp.parents:
+            what = "is" if inp == out else "contains"
+            raise GradvizError(f"{flag} {out} {what} the input {inp}; write the output somewhere else")
+
+
+def _check_parent(out: Path, flag: str) -> None:
+    """The nearest existing ancestor of ``out`` must be a writable folder."""
+    parent = out.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise GradvizError(f"cannot create {flag} {out}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise GradvizError(f"cannot write {flag} {out}: folder {parent} is not writable")
+
+
+def check_out_dir(out: str | os.PathLike | None, inputs: Iterable = (), flag: str = "--out") -> Path:
+    """Refuse an output folder that gradviz may not write; return its absolute path.
+
+    Valid: a path that does not exist yet (its parents are created), an empty folder, or a
+    folder gradviz wrote that holds nothing but its manifest's files. Refused: ``''``, the
+    current folder or one above it, a file, a folder holding anything else, and a folder that
+    is or contains one of ``inputs``.
+    """
+    if out is None or str(out).strip() == "":
+        raise GradvizError(f"{flag} is empty; give the path of a new folder, e.g. reports/run1")
+    path = _resolve(out)
+    cwd = Path.cwd().resolve()
+    if path.resolve() == cwd or path.resolve() in cwd.parents:
+        raise GradvizError(f"{flag} {out} is the current folder or one above it; give the path of a new folder")
+    _check_inputs(path, inputs, flag)
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        raise GradvizError(f"{flag} {out} is an existing file; gradviz writes a folder and never replaces a file")
+    if path.is_dir():
+        present = _files_under(path)
+        if present:
+            listed = _manifest_files(path)
+            foreign = [f for f in present if f != MANIFEST and (listed is None or f not in listed)]
+            if listed is None or foreign:
+                shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+                raise GradvizError(
+                    f"{flag} {out} already holds files gradviz did not write ({shown}); "
+                    "give a new or empty folder (gradviz replaces only folders it wrote)"
+                )
+    _check_parent(path, flag)
+    return path
+
+
+def is_gradviz_file(path: str | os.PathLike) -> bool:
+    """True when ``path`` carries gradviz's mark (PNG text, JPEG comment or JSON key)."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() == ".json":
+            data = json.loads(path.read_text())
+            return isinstance(data, dict) and str(data.get("software", "")).startswith(SOFTWARE)
+        from PIL import Image
+
+        with Image.open(path) as im:
+            if path.suffix.lower() == ".png":
+                return str(getattr(im, "text", {}).get("Software", "")).startswith(SOFTWARE)
+            comment = im.info.get("comment", b"")
+            return (comment.decode("latin-1") if isinstance(comment, bytes) else str(comment)).startswith(SOFTWARE)
+    except Exception:  # unreadable, not an image, not JSON: not ours
+        return False
+
+
+def check_out_file(out: str | os.PathLike | None, inputs: Iterable = (), flag: str = "--out",
+                   suffixes: Iterable[str] | None = None) -> Path:
+    """Refuse an output file that gradviz may not write; return its absolute path.
+
+    Valid: a new file in a writable place, or an existing file that gradviz wrote. Refused:
+    ``''``, a folder, a file gradviz did not write, one of ``inputs``, a wrong suffix.
+    """
+    if out is None or str(out).strip() == "":
+        raise GradvizError(f"{flag} is empty; give a file path")
+    path = _resolve(out)
+    if suffixes is not None:
+        suffixes = sorted(suffixes)
+        if path.suffix.lower() not in suffixes:
+            raise GradvizError(f"{flag} must end in {', '.join(suffixes)}, got {str(out)!r}")
+    _check_inputs(path, inputs, flag)
+    if path.is_dir():
+        raise GradvizError(f"{flag} {out} is a folder; give a file path")
+    if path.exists() and not is_gradviz_file(path):
+        raise GradvizError(f"{flag} {out} exists and was not written by gradviz; gradviz never replaces it")
+    _check_parent(path, flag)
+    return path
+
+
+def _make_parents(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; return the ones created, deepest first."""
+    created = []
+    p = folder
+    while not p.exists():
+        created.append(p)
+        p = p.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GradvizError(f"cannot create folder {folder}: {exc.strerror}") from exc
+    return created
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for f in folders:
+        try:
+            f.rmdir()
+        except OSError:
+            break
+
 
 @contextmanager
-def atomic_dir(out: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary folder beside ``out``; on success it replaces ``out``, on error it is removed."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+def _committing(parent: Path) -> Iterator[None]:
+    """Hold the lock on ``parent`` and hold back interrupting signals while an output is renamed in."""
+    fd = os.open(parent, os.O_RDONLY)
+    blocked = hasattr(signal, "pthread_sigmask")
+    try:
+        if blocked:
+            signal.pthread_sigmask(signal.SIG_BLOCK, _HELD_SIGNALS)
+        try:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except (ImportError, OSError):  # no flock on this platform or file system: rename alone
+            pass
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+        if blocked:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD_SIGNALS)
+
+
+def _write_manifest(folder: Path, command: str) -> None:
+    import gradviz
+
+    files = [f for f in _files_under(folder) if f != MANIFEST]
+    data = {"software": SOFTWARE, "version": gradviz.__version__, "command": command, "files": files}
+    (folder / MANIFEST).write_text(json.dumps(data, indent=2) + "\n")
+
+
+@contextmanager
+def atomic_dir(out: str | os.PathLike, inputs: Iterable = (), command: str = "", flag: str = "--out") -> Iterator[Path]:
+    """Yield a temporary folder; on success it becomes ``out`` (with a manifest), on error it is removed.
+
+    ``out`` is checked with :func:`check_out_dir` before and again (under the lock) after the
+    work; an existing gradviz folder is swapped out and deleted only then.
+    """
+    out = check_out_dir(out, inputs, flag)
+    created = _make_parents(out.parent)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.gradviz-tmp-", dir=out.parent))
+    except OSError as exc:
+        _remove_empty(created)
+        raise GradvizError(f"cannot write {flag} {out}: {exc.strerror}") from exc
     try:
         yield tmp
+        _write_manifest(tmp, command)
+        _apply_umask(tmp)
+        with _committing(out.parent):
+            check_out_dir(out, inputs, flag)
+            if out.is_dir() and any(out.iterdir()):
+                old = Path(tempfile.mkdtemp(prefix=f".{out.name}.gradviz-old-", dir=out.parent))
+                os.replace(out, old / "replaced")
+                os.replace(tmp, out)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, out)  # also replaces an empty folder
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        _remove_empty(created)
         raise
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-        os.replace(out, old / "x")
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out)
+    return None
 
 
 @contextmanager
-def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path`` with the same suffix; renamed onto ``path`` on success."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+def atomic_file(path: str | os.PathLike, guard: bool = False, flag: str = "--out") -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` (same suffix); renamed onto ``path`` on success.
+
+    With ``guard`` (user-facing outputs, checked first with :func:`check_out_file`), an existing
+    ``path`` is replaced only if it carries gradviz's mark (see :func:`is_gradviz_file`), checked
+    again under the lock just before the rename.
+    """
+    path = _resolve(path)
+    created = _make_parents(path.parent)
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{path.stem}.gradviz-tmp-", suffix=path.suffix, dir=path.parent)
+    except OSError as exc:
+        _remove_empty(created)
+        raise GradvizError(f"cannot write {flag} {path}: {exc.strerror}") from exc
     os.close(fd)
-    tmp = Path(tmp)
+    tmp = Path(name)
     try:
         yield tmp
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+        _apply_umask(tmp)
+        with _committing(path.parent):
+            if guard and path.exists() and not is_gradviz_file(path):
+                raise GradvizError(f"{flag} {path} appeared while gradviz was writing and was not written by gradviz; left alone")
+            os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        _remove_empty(created)
+        raise
 
 
 def write_json(path: str | os.PathLike, data) -> None:

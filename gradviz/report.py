@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import platform
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -20,7 +21,8 @@ from gradviz import plots
 from gradviz.errors import GradvizError
 from gradviz.gradients import GRADIENT_SOURCES, attribution, input_gradients
 from gradviz.images import ImageSet
-from gradviz.models import model_device
+from gradviz.budget import check_image_size, check_memory, report_bytes
+from gradviz.models import check_finite_parameters, model_device
 from gradviz.objectives import Objective, channel, class_logit, deepdream, layer_mean
 from gradviz.outputs import atomic_dir, write_json
 from gradviz.spectrum import CheckerboardMetrics, SpectrumAccumulator, radial_profile
@@ -28,6 +30,8 @@ from gradviz.taps import LOGITS, downsampling_stages, layer_table, resolve_layer
 
 # Objectives a report can put on each layer; the logits always use the top logit.
 REPORT_OBJECTIVES = ("deepdream", "layer-mean", "channel")
+# Layers assumed by the memory estimate when the default plan is used (5 stages and the logits, and slack).
+DEFAULT_LAYER_COUNT = 8
 
 
 @dataclass
@@ -145,7 +149,7 @@ def plan_layers(
 
 def measure(
     model: nn.Module,
-    images: torch.Tensor,
+    images: ImageSet | torch.Tensor,
     specs: list[LayerSpec],
     source: str = "gradient",
     batch_size: int = 8,
@@ -156,24 +160,34 @@ def measure(
     """Gradients of every layer's objective for every image, accumulated into spectra and metrics.
 
     With ``source="gradient"`` all layers share one forward pass per batch; captum sources run
-    per layer. ``images`` stay on their device until their batch is moved to the model's.
+    per layer. ``images`` (a tensor or an :class:`ImageSet`, read batch by batch) stay on their
+    device until their batch is moved to the model's. A gradient that is NaN or infinite is
+    refused (the model's output is not finite); a layer whose gradient is zero for every image
+    gets a note.
     """
     if source not in GRADIENT_SOURCES:
         raise GradvizError(f"unknown gradient source {source!r}; valid: {', '.join(GRADIENT_SOURCES)}")
     device = model_device(model)
     accs = {spec.name: SpectrumAccumulator(spec.stride) for spec in specs}
     examples: dict[str, torch.Tensor] = {}
-    n = images.shape[0]
-    with tqdm(total=n, desc="gradients", unit="img", disable=None if progress is None else not progress) as bar:
-        for start in range(0, n, batch_size):
-            batch = images[start : start + batch_size].to(device)
+    image_set = images if isinstance(images, ImageSet) else ImageSet(images, [""] * images.shape[0])
+    start = 0
+    with tqdm(total=len(image_set), desc="gradients", unit="img", disable=None if progress is None else not progress) as bar:
+        for batch in image_set.batches(batch_size):
+            batch = batch.to(device)
             if source == "gradient":
                 grads = input_gradients(model, batch, {s.name: s.objective for s in specs})
             else:
                 grads = {s.name: attribution(model, batch, s.objective, source, seed + start) for s in specs}
             for name, g in grads.items():
+                if not bool(torch.isfinite(g).all()):
+                    bad = [image_set.names[start + i] or str(start + i) for i in range(g.shape[0])
+                           if not bool(torch.isfinite(g[i]).all())]
+                    raise GradvizError(f"the gradient at layer {name} is NaN or infinite for image {bad[0]} "
+                                       f"({len(bad)} of this batch): the model's output is not finite there")
                 accs[name].add(g)
                 examples.setdefault(name, g[0].detach().cpu())
+            start += batch.shape[0]
             bar.update(batch.shape[0])
     return [
         LayerResult(
@@ -318,9 +332,13 @@ def make_figures(report: Report) -> dict[str, "matplotlib.figure.Figure"]:
     return figures
 
 
-def write_report(report: Report, out: str | Path) -> Path:
-    """Write ``report.json``, ``report.md`` and the PNG figures into ``out``, atomically."""
-    with atomic_dir(out) as tmp:
+def write_report(report: Report, out: str | Path, inputs: Sequence = ()) -> Path:
+    """Write ``report.json``, ``report.md`` and the PNG figures into ``out``, atomically.
+
+    ``out`` must be new, empty, or a folder gradviz wrote, and may not be or contain any of
+    ``inputs`` (see :func:`gradviz.outputs.check_out_dir`).
+    """
+    with atomic_dir(out, inputs, command="report") as tmp:
         write_json(tmp / "report.json", report.to_dict())
         (tmp / "report.md").write_text(_markdown(report))
         for name, fig in make_figures(report).items():
@@ -347,9 +365,16 @@ def build_report(
     ``include_logits=None`` includes the logits unless the classifier alone is untrained
     (features-only weights); with random weights every layer is equally untrained.
     """
-    size = image_set.images.shape[-1]
+    if batch_size < 1:
+        raise GradvizError(f"batch size must be >= 1, got {batch_size}")
+    check_finite_parameters(model)
+    size = image_set.size
+    device = model_device(model)
+    check_image_size(size, device, batch=batch_size)
+    check_memory(report_bytes(model, size, batch_size, len(layers) if layers else DEFAULT_LAYER_COUNT), device,
+                 f"a report at {size} px with batches of {batch_size}", "choose a smaller --size or --batch-size")
     top = total_stride(model, size)
-    if min(image_set.images.shape[-2:]) < top:
+    if size < top:
         raise GradvizError(f"images of {size} px are smaller than the network's stride {top}")
     trained = getattr(model, "classifier_trained", True)
     notes = []
@@ -358,7 +383,11 @@ def build_report(
         if not include_logits and layers is None:
             notes.append("the classifier is untrained (features-only weights): logits left out (--logits adds them)")
     specs = plan_layers(model, layers, size, objective, channel_index, include_logits)
-    results = measure(model, image_set.images, specs, source, batch_size, seed, progress, alpha)
+    results = measure(model, image_set, specs, source, batch_size, seed, progress, alpha)
+    for r in results:
+        if r.metrics.zero_gradient:
+            notes.append(f"{r.name}: the gradient is zero for every image, so there is nothing to measure "
+                         "(the objective does not depend on the input there, e.g. a channel that never fires)")
     return Report(
         model=getattr(model, "arch", type(model).__name__),
         weights=getattr(model, "weights", "custom"),

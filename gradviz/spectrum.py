@@ -114,6 +114,7 @@ class CheckerboardMetrics:
     seed: int = 0
     n_null: int = DEFAULT_NULL_DRAWS
     weighting: str = "equal"
+    zero_gradient: bool = False  # the gradient was zero everywhere: nothing to measure, nothing tested
 
     @property
     def tile_detected(self) -> bool:
@@ -127,6 +128,8 @@ class CheckerboardMetrics:
     @property
     def verdict(self) -> str:
         """``"grid: period 2 (5.1x), ..."`` or ``"no detectable grid"``, with the p-value."""
+        if self.zero_gradient:
+            return "no gradient (zero everywhere): nothing to measure"
         if self.n_null == 0:
             return "not tested (n_null = 0)"
         if math.isnan(self.p_value):
@@ -355,10 +358,12 @@ class SpectrumAccumulator:
         coherent[0, 0] = 0.0
         coherent_fraction = _ratio(float(coherent[on_lattice].sum()), float(coherent.sum()))
 
+        empty = not total > 0  # a gradient that is zero everywhere: no test has anything to test
+        draws = 0 if empty else n_null
         lines = line_excess_test(self.periodic_power_sum, s, periods, n_maps=max(self.n_maps, 1),
-                                 n_null=n_null, seed=seed)
-        if self.interior_tiles:
-            tiles = shared_tile_test(torch.stack(self.interior_tiles), n_null=n_null, seed=seed)
+                                 n_null=draws, seed=seed)
+        if self.interior_tiles and not empty:
+            tiles = shared_tile_test(torch.stack(self.interior_tiles), n_null=draws, seed=seed)
         else:
             tiles = None
         p_value = lines.p_value
@@ -387,12 +392,13 @@ class SpectrumAccumulator:
             period_p_adjusted=lines.period_p_adjusted,
             shared_tile_cv=tiles.shared_tile_cv if tiles else math.nan,
             tile_p_value=tiles.p_value if tiles else math.nan,
-            tile_note=tiles.note if tiles else
+            tile_note=tiles.note if tiles else "no gradient" if empty else
             f"the map is too small: the interior ({interior_margin(s)} px cut from every side) must hold 4 periods per side",
             alpha=alpha,
             seed=seed,
             n_null=n_null,
             weighting=self.weighting,
+            zero_gradient=empty,
         )
 
 

@@ -236,7 +236,7 @@ def dream(
             param = make_parameterization(settings.parameterization, (base + resize(detail, size)).clamp(0, 1))
             params = list(param.parameters())
             adam = torch.optim.Adam(params, lr=settings.step_size, maximize=True) if settings.optimizer == "adam" else None
-            before = param().detach()
+            before = param().detach().clone()  # a copy: the pixel parameter is updated in place
             for step in range(settings.steps):
                 values = objective(taps.forward(transform(param(), gen)))
                 if values.dim() != 1 or values.shape[0] != start.shape[0]:
@@ -250,7 +250,7 @@ def dream(
                             p.grad = g
                         adam.step()
                     param.project()
-                    after = param().detach()
+                    after = param().detach().clone()
                 history.append(_record(octave, step, size, values, after - before, stride, settings.track_metrics))
                 before = after
                 bar.update()

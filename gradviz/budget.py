@@ -1,0 +1,104 @@
+"""Memory estimates made before a run starts, so that an impossible run is refused in one line.
+
+The estimates are deliberately rough (within about a factor of two: they count activations,
+their gradients and the spectra, not allocator slack); their job is to refuse a run that asks
+for tens of gigabytes on a machine with a few, before anything is allocated.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from torch import nn
+
+from gradviz.errors import GradvizError
+
+# Share of the available memory a run may plan to use: the rest is left to Python, the OS and
+# the allocator's slack.
+USABLE_FRACTION = 0.8
+# Bytes per activation element kept for a backward pass: the float32 output, its gradient, and
+# one temporary of the same size (autograd buffers, ReLU masks).
+ACTIVATION_BYTES = 3 * 4
+# Bytes per pixel of one gradient map in a spectrum accumulator: float64 sums of the power,
+# periodic power and 3-channel gradient (5 x 8 B), plus the batch temporaries (centred copy,
+# FFT and periodic FFT, complex128) counted per image in ``report_bytes``.
+SPECTRUM_BYTES = 5 * 8
+SPECTRUM_TEMP_BYTES = 3 * (8 + 16 + 16)
+# The small image side at which activation counts are probed and then scaled to the real size.
+PROBE_SIZE = 64
+
+
+def _fmt(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1024 or unit == "TB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+def available_bytes(device: torch.device | str = "cpu") -> int | None:
+    """Free memory on ``device``: CUDA's free memory, or the system's available RAM (None if unknown)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(need: float, device: torch.device | str, what: str, hint: str) -> None:
+    """Refuse with one line when ``need`` bytes exceed the usable share of ``device``'s free memory."""
+    free = available_bytes(device)
+    if free is None:
+        return
+    limit = USABLE_FRACTION * free
+    if need > limit:
+        raise GradvizError(f"{what} needs about {_fmt(need)} of memory, more than the {_fmt(limit)} usable on "
+                           f"{torch.device(device)} ({int(USABLE_FRACTION * 100)}% of {_fmt(free)} free); {hint}")
+
+
+def activation_elements(model: nn.Module, size: int, probe: int = PROBE_SIZE) -> float:
+    """Elements of every layer's output for one ``size`` px image, counted at ``probe`` px and scaled by area."""
+    from gradviz.models import model_device
+
+    probe = max(probe, 1)
+    total = 0
+
+    def hook(module, inputs, output):
+        nonlocal total
+        if isinstance(output, torch.Tensor):
+            total += output.numel()
+
+    leaves = [m for m in model.modules() if not list(m.children())]
+    handles = [m.register_forward_hook(hook) for m in leaves]
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, 3, probe, probe, device=model_device(model)))
+    finally:
+        for h in handles:
+            h.remove()
+    return total * (size / probe) ** 2
+
+
+def report_bytes(model: nn.Module, size: int, batch_size: int, n_layers: int, probe: int = PROBE_SIZE) -> float:
+    """Memory a report needs: one batch's forward and backward, and ``n_layers`` spectrum accumulators."""
+    pixels = size * size
+    per_image = activation_elements(model, size, probe) * ACTIVATION_BYTES + 3 * pixels * 4 * 3
+    spectra = n_layers * pixels * SPECTRUM_BYTES + batch_size * pixels * SPECTRUM_TEMP_BYTES
+    return batch_size * per_image + spectra
+
+
+def check_image_size(size: int, device: torch.device | str, channels: int = 3, batch: int = 1) -> None:
+    """Refuse an image side whose batch alone (float32, with a gradient) would not fit."""
+    check_memory(batch * channels * size * size * 4 * 2, device, f"a batch of {batch} images of {size} px",
+                 "choose a smaller --size")
