@@ -105,7 +105,10 @@ def _oneline(text: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = join_negative_values(list(sys.argv[1:] if argv is None else argv))
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, or an argument refused (one line already printed)
+        return exc.code if isinstance(exc.code, int) else 2
     name = f"gradviz {args.command}"
     with signals_as_exceptions():
         try:

@@ -17,6 +17,7 @@ stride ``S`` (:func:`gradviz.downsampling.stage_layers`, or the user's ``layers`
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -181,22 +182,25 @@ def measure_variant(
     original: nn.Module,
     variant: nn.Module,
     name: str,
-    images: torch.Tensor,
+    images: ImageSet | torch.Tensor,
     stages: list[tuple[str, int]],
     batch_size: int = BATCH_SIZE,
     progress: tqdm | None = None,
     seed: int = 0,
 ) -> tuple[list[StageResult], dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """Stage results of one variant, the first image's gradient per stage, and the mean power spectra."""
+    """Stage results of one variant, the first image's gradient per stage, and the mean power spectra.
+
+    ``images``: a tensor or an :class:`ImageSet` (read batch by batch)."""
     device = model_device(variant)
+    images = images if isinstance(images, ImageSet) else ImageSet(images, [""] * images.shape[0])
     layers = [layer for layer, _ in stages]
     accs = {layer: SpectrumAccumulator(stride) for layer, stride in stages}
     cos_sum = dict.fromkeys(layers, 0.0)
     cos_min = dict.fromkeys(layers, math.inf)
     objectives = {layer: deepdream(layer) for layer in layers}
     examples: dict[str, torch.Tensor] = {}
-    for start in range(0, len(images), batch_size):
-        x = images[start : start + batch_size].to(device)
+    for batch_index, x in enumerate(images.batches(batch_size)):
+        x = x.to(device)
         with torch.no_grad(), Taps(original, layers, stop=True) as t_ref, Taps(variant, layers, stop=True) as t_var:
             ref, acts = t_ref.forward(x), t_var.forward(x)
         _check_shapes(name, acts, ref)
@@ -207,7 +211,7 @@ def measure_variant(
         grads = input_gradients(variant, x, objectives)
         for layer in layers:
             accs[layer].add(grads[layer])
-            if start == 0:
+            if batch_index == 0:
                 examples[layer] = grads[layer][0].detach().cpu()
         if progress is not None:
             progress.update(len(x))
@@ -228,7 +232,7 @@ def compare_variants(
     batch_size: int = BATCH_SIZE,
 ) -> Comparison:
     """Measure every variant ``names`` of ``model`` on ``images`` (see the module docstring)."""
-    size = images.images.shape[-1]
+    size = images.size
     check_size(size)
     stages = resolve_stages(model, size, layers)
     results = []
@@ -236,7 +240,7 @@ def compare_variants(
               disable=None) as bar:
         for name in names:
             variant = build_variant(model, name)
-            stage_results, examples, spectra = measure_variant(model, variant, name, images.images, stages, batch_size, bar, seed)
+            stage_results, examples, spectra = measure_variant(model, variant, name, images, stages, batch_size, bar, seed)
             results.append(
                 VariantResult(name, describe_variant(model, name), stage_results, predict_lines(variant, size), examples, spectra)
             )
@@ -389,14 +393,16 @@ def plot_summary(comp: Comparison, path: Path, dpi: int = 80) -> None:
     save_figure(fig, path, dpi=dpi)
 
 
-def write_report(comp: Comparison, out: str | Path, stage_figures: list[str] | None = None, dpi: int = 80) -> list[str]:
+def write_report(comp: Comparison, out: str | Path, stage_figures: list[str] | None = None, dpi: int = 80,
+                 inputs: Sequence = ()) -> list[str]:
     """Write comparison.json, report.md, summary.png and stage-<layer>.png into ``out``, atomically.
 
-    ``stage_figures``: the stage layers to draw (default: all). Returns the file names written.
+    ``stage_figures``: the stage layers to draw (default: all). ``out`` must be new, empty or a
+    folder gradviz wrote, and may not be or contain any of ``inputs``. Returns the file names written.
     """
     layers = [s.layer for s in comp.variants[0].stages]
     chosen = layers if stage_figures is None else [l for l in layers if l in stage_figures]
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, inputs, command="compare") as tmp:
         figures = ["summary.png"]
         plot_summary(comp, tmp / "summary.png", dpi)
         for layer in chosen:

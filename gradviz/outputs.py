@@ -251,33 +251,47 @@ def atomic_dir(out: str | os.PathLike, inputs: Iterable = (), command: str = "",
 
 
 @contextmanager
-def atomic_file(path: str | os.PathLike, guard: bool = False, flag: str = "--out") -> Iterator[Path]:
-    """Yield a temporary path beside ``path`` (same suffix); renamed onto ``path`` on success.
+def atomic_files(paths: Iterable[str | os.PathLike], guard: bool = False, flag: str = "--out") -> Iterator[list[Path]]:
+    """Yield temporary paths beside ``paths`` (same suffixes); all are renamed into place together on success.
 
     With ``guard`` (user-facing outputs, checked first with :func:`check_out_file`), an existing
-    ``path`` is replaced only if it carries gradviz's mark (see :func:`is_gradviz_file`), checked
-    again under the lock just before the rename.
+    file is replaced only if it carries gradviz's mark (see :func:`is_gradviz_file`), checked
+    again under the lock just before the renames. On error or interruption no file is left.
     """
-    path = _resolve(path)
-    created = _make_parents(path.parent)
+    paths = [_resolve(p) for p in paths]
+    created: list[Path] = []
+    tmps: list[Path] = []
     try:
-        fd, name = tempfile.mkstemp(prefix=f".{path.stem}.gradviz-tmp-", suffix=path.suffix, dir=path.parent)
-    except OSError as exc:
-        _remove_empty(created)
-        raise GradvizError(f"cannot write {flag} {path}: {exc.strerror}") from exc
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        yield tmp
-        _apply_umask(tmp)
-        with _committing(path.parent):
-            if guard and path.exists() and not is_gradviz_file(path):
-                raise GradvizError(f"{flag} {path} appeared while gradviz was writing and was not written by gradviz; left alone")
-            os.replace(tmp, path)
+        for path in paths:
+            created += _make_parents(path.parent)
+            try:
+                fd, name = tempfile.mkstemp(prefix=f".{path.stem}.gradviz-tmp-", suffix=path.suffix, dir=path.parent)
+            except OSError as exc:
+                raise GradvizError(f"cannot write {flag} {path}: {exc.strerror}") from exc
+            os.close(fd)
+            tmps.append(Path(name))
+        yield tmps
+        for tmp in tmps:
+            _apply_umask(tmp)
+        with _committing(paths[0].parent):
+            for path in paths:
+                if guard and path.exists() and not is_gradviz_file(path):
+                    raise GradvizError(f"{flag} {path} appeared while gradviz was writing and was not "
+                                       "written by gradviz; left alone")
+            for tmp, path in zip(tmps, paths):
+                os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
-        _remove_empty(created)
+        for tmp in tmps:
+            tmp.unlink(missing_ok=True)
+        _remove_empty(sorted(set(created), key=lambda p: -len(p.parts)))
         raise
+
+
+@contextmanager
+def atomic_file(path: str | os.PathLike, guard: bool = False, flag: str = "--out") -> Iterator[Path]:
+    """One file, as :func:`atomic_files`."""
+    with atomic_files([path], guard, flag) as (tmp,):
+        yield tmp
 
 
 def write_json(path: str | os.PathLike, data) -> None:

@@ -222,6 +222,8 @@ def plot_overlap(layers: Sequence[OverlapLayer], path, n_inputs: int = 6, dpi: i
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from gradviz.plots import png_metadata
+
     n = len(layers)
     fig, axes = plt.subplots(n, 3, figsize=(11, 2.4 * n + 0.4), squeeze=False,
                              gridspec_kw={"width_ratios": [2.2, 1, 1.2]})
@@ -249,5 +251,5 @@ def plot_overlap(layers: Sequence[OverlapLayer], path, n_inputs: int = 6, dpi: i
         ax.set_xlabel("frequency (cycles / pixel)", fontsize=8)
         ax.set_title("lines |C[q]| / C[0] (1D pattern)", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
+    fig.savefig(path, dpi=dpi, format="png", metadata=png_metadata())
     plt.close(fig)

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from gradviz.outputs import atomic_file  # noqa: E402
+from gradviz.outputs import SOFTWARE, atomic_file  # noqa: E402
 
 # Power below this fraction of the maximum is clipped in log plots, so empty bins do not hide the scale.
 LOG_FLOOR = 1e-8
@@ -76,10 +76,17 @@ def plot_image(ax, image, title: str = "") -> None:
     ax.set_title(title, fontsize=7)
 
 
-def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> None:
-    """Save ``fig`` as PNG atomically and close it."""
-    with atomic_file(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
+def png_metadata() -> dict[str, str]:
+    """PNG text chunks of every figure gradviz writes: its mark (see :func:`gradviz.outputs.is_gradviz_file`)."""
+    import gradviz
+
+    return {"Software": f"{SOFTWARE} {gradviz.__version__}"}
+
+
+def save_figure(fig, path: str | os.PathLike, dpi: int = 110, guard: bool = False) -> None:
+    """Save ``fig`` as PNG atomically (marked as gradviz's) and close it."""
+    with atomic_file(path, guard=guard) as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png", metadata=png_metadata())
     plt.close(fig)
 
 

@@ -31,14 +31,15 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
+from PIL import Image, PngImagePlugin
 from torch import nn
 from tqdm import tqdm
 
+import gradviz
 from gradviz.errors import GradvizError
 from gradviz.models import model_device
 from gradviz.objectives import Objective
-from gradviz.outputs import atomic_file, json_ready
+from gradviz.outputs import SOFTWARE, atomic_file, json_ready
 from gradviz.parameterization import PARAMETERIZATIONS, make_parameterization
 from gradviz.spectrum import CheckerboardMetrics, checkerboard_metrics
 from gradviz.taps import LOGITS, Taps, check_layers_exist, layer_table, total_stride
@@ -90,8 +91,14 @@ class DreamSettings:
             raise GradvizError(f"jitter ranges must be >= 0, got {self.jitter} and {self.crop_jitter}")
         if self.octaves < 1:
             raise GradvizError(f"octaves must be >= 1, got {self.octaves}")
-        if self.octaves > 1 and self.octave_scale <= 1:
-            raise GradvizError(f"octave scale must be > 1, got {self.octave_scale}")
+        if not (math.isfinite(self.octave_scale) and self.octave_scale > 1):
+            raise GradvizError(f"octave scale must be a finite number > 1, got {self.octave_scale}")
+        if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
+            raise GradvizError(f"lr must be a finite number > 0, got {self.lr}")
+        if not all(math.isfinite(v) and v > 0 for v in self.scales):
+            raise GradvizError(f"scales must be finite numbers > 0, got {list(self.scales)}")
+        if not all(math.isfinite(v) for v in self.angles):
+            raise GradvizError(f"angles must be finite numbers (degrees), got {list(self.angles)}")
 
     @property
     def step_size(self) -> float:
@@ -292,10 +299,24 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
     return (strip.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
 
 
-def save_images(images: torch.Tensor, path: str | Path) -> None:
-    """Write the batch side by side as one PNG or JPEG, atomically."""
+def write_image(images: torch.Tensor, path: str | Path) -> None:
+    """Write the batch side by side as one PNG or JPEG at ``path``, marked as gradviz's
+    (a PNG text chunk or a JPEG comment; see :func:`gradviz.outputs.is_gradviz_file`)."""
+    path = Path(path)
+    mark = f"{SOFTWARE} {gradviz.__version__}"
+    image = Image.fromarray(to_uint8(images))
+    if path.suffix.lower() == ".png":
+        info = PngImagePlugin.PngInfo()
+        info.add_text("Software", mark)
+        image.save(path, format="PNG", pnginfo=info)
+    else:
+        image.save(path, format="JPEG", comment=mark.encode())
+
+
+def save_images(images: torch.Tensor, path: str | Path, guard: bool = False) -> None:
+    """Write the batch side by side as one PNG or JPEG, atomically (see :func:`write_image`)."""
     path = Path(path)
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         raise GradvizError(f"image output must end in {', '.join(IMAGE_SUFFIXES)}, got {path.name!r}")
-    with atomic_file(path) as tmp:
-        Image.fromarray(to_uint8(images)).save(tmp, format="JPEG" if path.suffix.lower() != ".png" else "PNG")
+    with atomic_file(path, guard=guard) as tmp:
+        write_image(images, tmp)

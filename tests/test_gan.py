@@ -58,7 +58,7 @@ def test_bad_gan_settings_fail_before_training(bad):
 def test_cli_discriminator(tmp_path, capsys):
     out = tmp_path / "disc"
     assert main(["discriminator", "--first-layer", "stride2,conv+pool", "--images", "4", "--out", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["gradients.png", "metrics.json"]
+    assert sorted(p.name for p in out.iterdir()) == [".gradviz.json", "gradients.png", "metrics.json"]
     assert main(["discriminator", "--first-layer", "stride2,pool", "--out", str(tmp_path / "bad")]) == 2
     assert "unknown first layer 'pool'; valid: stride2" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()

@@ -91,7 +91,7 @@ def test_cli_generators_writes_metrics_and_grid(tmp_path):
     out = tmp_path / "gen"
     argv = ["generators", "--upsample", "deconv3,nearest", "--samples", "4", "--blocks", "2", "--width", "8", "--out", str(out)]
     assert main(argv) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "samples.png"]
+    assert sorted(p.name for p in out.iterdir()) == [".gradviz.json", "metrics.json", "samples.png"]
 
 
 @pytest.mark.parametrize("argv", [["--upsample", "nearest,deconv9"], ["--upsample", ","], ["--samples", "1"], ["--blocks", "0"]])

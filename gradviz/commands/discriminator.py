@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from gradviz.errors import GradvizError, unknown
+from gradviz import argtypes
+from gradviz.errors import unknown
 from gradviz.gan import FIRST_LAYERS, measure_discriminator, pick_patches, plot_gradients
-from gradviz.outputs import atomic_dir, write_json
+from gradviz.outputs import atomic_dir, check_out_dir, write_json
 
 
 def register(subparsers) -> None:
@@ -16,26 +17,23 @@ def register(subparsers) -> None:
         description="Gradient of a fresh DCGAN-style discriminator's logit with respect to 32x32 photo "
         "patches (scikit-image), per first layer; writes metrics.json and gradients.png to --out.",
     )
-    p.add_argument("--first-layer", default="stride2,conv+pool",
+    p.add_argument("--first-layer", type=argtypes.name_list, default="stride2,conv+pool",
                    help="comma-separated first layers; valid: " + ", ".join(FIRST_LAYERS))
-    p.add_argument("--images", type=int, default=64, help="photo patches (default 64)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the weights and of the patch choice (default 0)")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--images", type=argtypes.int_range(1), default=64, help="photo patches (default 64)")
+    p.add_argument("--seed", type=argtypes.seed, default=0, help="seed of the weights and of the patch choice (default 0)")
+    p.add_argument("--out", required=True, help="output folder: new, empty, or one gradviz wrote")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    firsts = [f.strip() for f in args.first_layer.split(",") if f.strip()]
-    if not firsts:
-        raise GradvizError("--first-layer is empty; valid: " + ", ".join(FIRST_LAYERS))
+    check_out_dir(args.out)
+    firsts = args.first_layer
     for f in firsts:
         if f not in FIRST_LAYERS:
             raise unknown("first layer", f, FIRST_LAYERS)
-    if args.images < 1:
-        raise GradvizError(f"--images must be >= 1, got {args.images}")
     images = pick_patches(args.images, args.seed)
     results = {f: measure_discriminator(f, images, seed=args.seed) for f in firsts}
-    with atomic_dir(args.out) as tmp:
+    with atomic_dir(args.out, command="discriminator") as tmp:
         write_json(tmp / "metrics.json", {f: m.to_dict() for f, (m, _) in results.items()})
         plot_gradients({f: g for f, (_, g) in results.items()}, tmp / "gradients.png")
     for f, (m, _) in results.items():

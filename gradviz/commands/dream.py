@@ -7,26 +7,13 @@ import json
 import sys
 from pathlib import Path
 
-from gradviz.errors import GradvizError
-from gradviz.models import MODEL_NAMES, load_model
+from gradviz import argtypes
+from gradviz.budget import ACTIVATION_BYTES, activation_elements, check_image_size, check_memory
+from gradviz.models import MODEL_NAMES, load_model, model_device
 from gradviz.objectives import OBJECTIVE_KINDS, make_objective
-from gradviz.outputs import atomic_file
+from gradviz.outputs import SOFTWARE, atomic_files, check_out_file
 from gradviz.parameterization import PARAMETERIZATIONS, start_images
-from gradviz.visualize import IMAGE_SUFFIXES, OPTIMIZERS, DreamSettings, dream, save_images
-
-
-def _floats(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(v) for v in text.split(",") if v.strip())
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from exc
-
-
-def _ints(text: str) -> list[int]:
-    try:
-        return [int(v) for v in text.split(",") if v.strip()]
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected an integer or comma-separated integers, got {text!r}") from exc
+from gradviz.visualize import IMAGE_SUFFIXES, OPTIMIZERS, DreamSettings, dream, write_image
 
 
 def register(subparsers) -> None:
@@ -39,33 +26,35 @@ def register(subparsers) -> None:
     )
     p.add_argument("--model", default="vgg16", help=f"one of {', '.join(MODEL_NAMES)} (default vgg16)")
     p.add_argument("--weights", default="imagenet", help="imagenet (download), random, or a .pth state dict (default imagenet)")
-    p.add_argument("--layer", default=None, help="layer name, e.g. features.22 or layer3.1.conv2 (see `gradviz layers`)")
+    p.add_argument("--layer", type=argtypes.nonempty, default=None, help="layer name, e.g. features.22 or layer3.1.conv2 (see `gradviz layers`)")
     p.add_argument("--objective", default="channel", choices=OBJECTIVE_KINDS, help="objective kind (default channel)")
-    p.add_argument("--channel", type=_ints, default=None, help="channel or class index; a comma list gives one image per index")
+    p.add_argument("--channel", type=argtypes.int_list(0), default=None, help="channel or class index; a comma list gives one image per index")
     p.add_argument("--image", default=None, help="start from this photograph (default: --start)")
     p.add_argument("--start", default="noise", choices=("noise", "grey"), help="start image when no --image (default noise)")
-    p.add_argument("--size", type=int, default=224, help="image size in pixels (default 224)")
-    p.add_argument("--steps", type=int, default=20, help="steps per octave (default 20)")
+    p.add_argument("--size", type=argtypes.int_range(1), default=224, help="image size in pixels (default 224)")
+    p.add_argument("--steps", type=argtypes.int_range(1, 100_000), default=20, help="steps per octave (default 20)")
     p.add_argument("--optimizer", default="normalized", choices=OPTIMIZERS, help="normalized (DeepDream) or adam")
-    p.add_argument("--lr", type=float, default=None, help="step size (default 1.5/255 normalized, 0.05 adam)")
+    p.add_argument("--lr", type=argtypes.float_range(0, lo_open=True), default=None, help="step size (default 1.5/255 normalized, 0.05 adam)")
     p.add_argument("--param", default="pixel", choices=PARAMETERIZATIONS, help="image parameterisation (default pixel)")
-    p.add_argument("--jitter", type=int, default=0, help="roll jitter range d: offsets in [-d, d] (default 0)")
-    p.add_argument("--crop-jitter", type=int, default=0, help="pad-and-crop jitter (Lucid) range (default 0)")
-    p.add_argument("--scales", type=_floats, default=(), help="random scale factors, e.g. 0.9,1,1.1 (default none)")
-    p.add_argument("--angles", type=_floats, default=(), help="random rotation angles in degrees, e.g. -5,0,5 (default none)")
-    p.add_argument("--octaves", type=int, default=1, help="number of octaves (default 1)")
-    p.add_argument("--octave-scale", type=float, default=1.4, help="size ratio between octaves (default 1.4)")
-    p.add_argument("--out", required=True, help="output image (.png, .jpg); the history goes to the same name .json")
-    p.add_argument("--seed", type=int, default=0, help="seed of random weights, noise start and transforms (default 0)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    p.add_argument("--jitter", type=argtypes.int_range(0), default=0, help="roll jitter range d: offsets in [-d, d] (default 0)")
+    p.add_argument("--crop-jitter", type=argtypes.int_range(0), default=0, help="pad-and-crop jitter (Lucid) range (default 0)")
+    p.add_argument("--scales", type=argtypes.float_list(positive=True), default=(), help="random scale factors, e.g. 0.9,1,1.1 (default none)")
+    p.add_argument("--angles", type=argtypes.float_list(), default=(), help="random rotation angles in degrees, e.g. -5,0,5 (default none)")
+    p.add_argument("--octaves", type=argtypes.int_range(1, 20), default=1, help="number of octaves (default 1)")
+    p.add_argument("--octave-scale", type=argtypes.float_range(1, 16, lo_open=True), default=1.4, help="size ratio between octaves (default 1.4)")
+    p.add_argument("--out", required=True, help="output image (.png, .jpg); the history goes to the same name .json; an existing file is "
+                   "replaced only if gradviz wrote it")
+    p.add_argument("--seed", type=argtypes.seed, default=0, help="seed of random weights, noise start and transforms (default 0)")
+    p.add_argument("--device", type=argtypes.device, default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    out = Path(args.out)
-    if out.suffix.lower() not in IMAGE_SUFFIXES:
-        raise GradvizError(f"--out must end in {', '.join(IMAGE_SUFFIXES)}, got {args.out!r}")
+    inputs = [args.image, args.weights]
+    out = check_out_file(args.out, inputs, suffixes=IMAGE_SUFFIXES)
+    check_out_file(out.with_suffix(".json"), inputs, flag="--out's history")
+    shown = Path(args.out)
     settings = DreamSettings(
         steps=args.steps, optimizer=args.optimizer, lr=args.lr, jitter=args.jitter, crop_jitter=args.crop_jitter,
         scales=args.scales, angles=args.angles, octaves=args.octaves, octave_scale=args.octave_scale,
@@ -75,17 +64,21 @@ def run(args: argparse.Namespace) -> int:
     index = None if args.channel is None else (args.channel[0] if len(args.channel) == 1 else args.channel)
     objective = make_objective(args.objective, args.layer, index)
     batch = len(args.channel) if args.channel and args.objective in ("channel", "neuron", "logit") else 1
-    start = start_images(args.image or args.start, args.size, batch=batch, seed=args.seed)
     model = load_model(args.model, args.weights, seed=args.seed, device=args.device)
+    check_image_size(args.size, model_device(model), batch=batch)
+    check_memory(batch * activation_elements(model, args.size) * ACTIVATION_BYTES, model_device(model),
+                 f"dreaming {batch} image(s) of {args.size} px", "choose a smaller --size or fewer channels")
+    start = start_images(args.image or args.start, args.size, batch=batch, seed=args.seed)
     result = dream(model, objective, start, settings)
-    summary = {"model": args.model, "weights": model.weights, "start": args.image or args.start, **result.to_dict()}
+    summary = {"software": SOFTWARE, "model": args.model, "weights": model.weights,
+               "start": args.image or args.start, **result.to_dict()}
     text = json.dumps(summary, indent=2, allow_nan=False)
-    save_images(result.images, out)
-    with atomic_file(out.with_suffix(".json")) as tmp:
-        tmp.write_text(text + "\n")
+    with atomic_files([out, out.with_suffix(".json")], guard=True) as (image_tmp, json_tmp):
+        write_image(result.images, image_tmp)
+        json_tmp.write_text(text + "\n")
     metrics = summary["update_metrics"]
     print(
-        f"wrote {out} and {out.with_suffix('.json')}: objective {result.history[0].objective:.4g} -> "
+        f"wrote {shown} and {shown.with_suffix('.json')}: objective {result.history[0].objective:.4g} -> "
         f"{result.history[-1].objective:.4g}; the update (period {result.stride}): {metrics['verdict']}, "
         f"lattice share {_fmt(metrics['lattice_fraction'])}"
     )

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from gradviz.errors import GradvizError
+from gradviz import argtypes
+from gradviz.budget import check_memory
 from gradviz.generators import DESIGN_EXAMPLES, measure_generators, parse_design, plot_samples
-from gradviz.outputs import atomic_dir, write_json
+from gradviz.outputs import atomic_dir, check_out_dir, write_json
+
+# Bytes per float32 value kept for the estimate: the value, and a temporary of the same size.
+BYTES_PER_VALUE = 2 * 4
+# Samples generated per forward pass (gradviz.generators.sample_images' batch).
+SAMPLE_BATCH = 64
+LATENT = 64
 
 
 def register(subparsers) -> None:
@@ -16,28 +23,34 @@ def register(subparsers) -> None:
         description="Build one generator per design (<upsample>[-last1|-last2][+final<m>]), sample latent "
         "vectors, and write metrics.json and samples.png to --out. Examples: " + ", ".join(DESIGN_EXAMPLES),
     )
-    p.add_argument("--upsample", default="deconv3,deconv4,nearest,bilinear,subpixel,subpixel-icnr",
+    p.add_argument("--upsample", type=argtypes.name_list, default="deconv3,deconv4,nearest,bilinear,subpixel,subpixel-icnr",
                    help="comma-separated designs")
-    p.add_argument("--samples", type=int, default=64, help="latent vectors per design (default 64)")
-    p.add_argument("--blocks", type=int, default=3, help="upsampling blocks; images are 4*2**blocks pixels (default 3)")
-    p.add_argument("--width", type=int, default=128, help="channels after the linear layer (default 128)")
-    p.add_argument("--seed", type=int, default=0, help="seed of weights and latents (default 0)")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--samples", type=argtypes.int_range(2, 100_000), default=64, help="latent vectors per design (default 64)")
+    p.add_argument("--blocks", type=argtypes.int_range(1, 6), default=3, help="upsampling blocks; images are 4*2**blocks pixels (default 3)")
+    p.add_argument("--width", type=argtypes.int_range(2), default=128, help="channels after the linear layer (default 128)")
+    p.add_argument("--seed", type=argtypes.seed, default=0, help="seed of weights and latents (default 0)")
+    p.add_argument("--out", required=True, help="output folder: new, empty, or one gradviz wrote")
     p.set_defaults(func=run)
 
 
+def generator_bytes(width: int, blocks: int, samples: int, latent: int = LATENT) -> float:
+    """Rough memory of one design: weights (4x4 kernels, channels halving), one batch's activations, the samples."""
+    side = 4 * 2**blocks
+    weights = latent * width * 16 + sum((width >> i) * (width >> (i + 1)) * 16 for i in range(blocks))
+    activations = width * 16 + sum((width >> (i + 1)) * (4 * 2 ** (i + 1)) ** 2 for i in range(blocks))
+    return BYTES_PER_VALUE * (weights + min(samples, SAMPLE_BATCH) * activations + samples * 3 * side * side)
+
+
 def run(args: argparse.Namespace) -> int:
-    designs = [d for d in args.upsample.split(",") if d.strip()]
-    if not designs:
-        raise GradvizError("--upsample is empty; valid: comma-separated designs like " + ", ".join(DESIGN_EXAMPLES))
+    check_out_dir(args.out)
+    designs = args.upsample
     for d in designs:
         parse_design(d)
-    if args.samples < 2:
-        raise GradvizError(f"--samples must be >= 2, got {args.samples}")
-    if not 1 <= args.blocks <= 6:
-        raise GradvizError(f"--blocks must be between 1 and 6, got {args.blocks}")
+    check_memory(generator_bytes(args.width, args.blocks, args.samples), "cpu",
+                 f"a generator of width {args.width} with {args.blocks} blocks and {args.samples} samples",
+                 "choose a smaller --width, --blocks or --samples")
     results = measure_generators(designs, args.samples, args.seed, args.blocks, args.width)
-    with atomic_dir(args.out) as tmp:
+    with atomic_dir(args.out, command="generators") as tmp:
         write_json(tmp / "metrics.json", [r.to_dict() for r, _ in results])
         plot_samples(results, tmp / "samples.png")
     for r, _ in results:

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from gradviz.models import MODEL_NAMES, load_model
-from gradviz.taps import downsampling_stages, layer_table
+from gradviz import argtypes
+from gradviz.budget import ACTIVATION_BYTES, activation_elements, check_memory
+
+from gradviz.models import MODEL_NAMES, load_model, model_device
+from gradviz.errors import GradvizError
+from gradviz.taps import downsampling_stages, layer_table, total_stride
+from gradviz.visualize import STRIDE_PROBE_SIZE
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,13 +21,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--model", required=True, help=f"one of: {', '.join(MODEL_NAMES)}")
     p.add_argument("--weights", default="random", help="weights do not change the table (default: random)")
-    p.add_argument("--size", type=int, default=224, help="probe image size (default: 224)")
-    p.add_argument("--device", default="cpu", help="device for the probe pass (default: cpu)")
+    p.add_argument("--size", type=argtypes.int_range(1), default=224,
+                   help="probe image size, at least the model's total stride (default: 224)")
+    p.add_argument("--device", type=argtypes.device, default="cpu", help="device for the probe pass (default: cpu)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     model = load_model(args.model, args.weights, device=args.device)
+    top = total_stride(model, STRIDE_PROBE_SIZE)
+    if args.size < top:
+        raise GradvizError(f"--size must be at least the model's total stride {top}, got {args.size}")
+    check_memory(activation_elements(model, args.size) * ACTIVATION_BYTES, model_device(model),
+                 f"a probe pass at {args.size} px", "choose a smaller --size")
     stages = {row.name for row in downsampling_stages(model, args.size)}
     print(f"{'layer':<28} {'type':<18} {'output shape':<18} {'stride':>6}")
     for row in layer_table(model, args.size):

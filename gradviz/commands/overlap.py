@@ -6,8 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-from gradviz.errors import GradvizError
-from gradviz.outputs import atomic_file
+from gradviz import argtypes
+from gradviz.budget import check_memory
+from gradviz.outputs import SOFTWARE, atomic_files, check_out_file
 from gradviz.overlap import OverlapLayer, analyse_overlap, parse_kernel, plot_overlap
 
 
@@ -19,34 +20,34 @@ def register(subparsers) -> None:
         "(Distill's 'uneven overlap'), its max/min and spectral lines; writes a figure (.png) and a JSON beside it.",
     )
     p.add_argument("--kernel", default="3", help="kernel size (box) or weights like 1,4,6,4,1 (default 3)")
-    p.add_argument("--stride", type=int, default=2, help="stride of each layer (default 2)")
-    p.add_argument("--layers", type=int, default=1, help="number of stacked layers (default 1)")
-    p.add_argument("--final", type=int, default=0, help="size m of a final stride-1 box layer (default 0: none)")
-    p.add_argument("--out", default=None, help="figure path (.png); also writes the JSON beside it")
+    p.add_argument("--stride", type=argtypes.int_range(1), default=2, help="stride of each layer (default 2)")
+    p.add_argument("--layers", type=argtypes.int_range(1), default=1, help="number of stacked layers (default 1)")
+    p.add_argument("--final", type=argtypes.int_range(0), default=0, help="size m of a final stride-1 box layer (default 0: none)")
+    p.add_argument("--out", default=None, help="figure path (.png); also writes the JSON beside it (an existing file is replaced only if gradviz wrote it)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     weights = parse_kernel(str(args.kernel))
-    if args.stride < 1:
-        raise GradvizError(f"--stride must be an integer >= 1, got {args.stride}")
-    if args.layers < 1:
-        raise GradvizError(f"--layers must be an integer >= 1, got {args.layers}")
-    if args.final < 0:
-        raise GradvizError(f"--final must be an integer >= 0 (0 = none), got {args.final}")
+    out = None
+    if args.out is not None:
+        out = check_out_file(args.out, suffixes=[".png"])
+        check_out_file(out.with_suffix(".json"), flag="--out's JSON")
     layers = [OverlapLayer(weights, args.stride)] * args.layers
     if args.final:
         layers.append(OverlapLayer.box(args.final, 1))
+    period = args.stride ** args.layers
+    grow = (period - 1) // (args.stride - 1) if args.stride > 1 else args.layers  # 1 + s + ... + s^(L-1)
+    kernel = (len(weights) - 1) * grow + 1 + args.final
+    # float64 equivalent kernel and its 1D spectrum, and the (S, S) pattern with its 2D spectrum (complex128)
+    check_memory(8 * 3 * kernel + 24 * period * period, "cpu", f"{args.layers} layers of stride {args.stride} "
+                 f"(period {period})", "choose fewer --layers or a smaller --stride")
     report = analyse_overlap(layers)
-    text = json.dumps(report.to_dict(), indent=2)
-    if args.out:
-        out = Path(args.out)
-        if out.suffix.lower() != ".png":
-            raise GradvizError(f"--out must end in .png, got {args.out!r}")
-        with atomic_file(out) as tmp:
-            plot_overlap(layers, tmp)
-        with atomic_file(out.with_suffix(".json")) as tmp:
-            tmp.write_text(text + "\n")
+    data = {"software": SOFTWARE, **report.to_dict()}
+    if out is not None:
+        with atomic_files([out, out.with_suffix(".json")], guard=True) as (figure_tmp, json_tmp):
+            plot_overlap(layers, figure_tmp)
+            json_tmp.write_text(json.dumps(data, indent=2) + "\n")
     ratio = "inf" if report.ratio_1d == float("inf") else f"{report.ratio_1d:g}"
     print(f"period {report.period}; pattern {report.pattern}; max/min 1D {ratio}, 2D "
           f"{report.ratio_2d:g}; lines |C[q]|/C[0] {[round(r, 6) for r in report.line_ratios_1d]}; "
