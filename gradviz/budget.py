@@ -30,11 +30,13 @@ PROBE_SIZE = 64
 
 
 def _fmt(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1024 or unit == "TB":
+    """Bytes in binary units: ``1.5 GB``; beyond terabytes, ``3.2e+09 TB``."""
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1024:
             return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
         n /= 1024
-    return f"{n:.1f} TB"
+    n /= 1024
+    return f"{n:.1f} TB" if n < 1e4 else f"{n:.2g} TB"
 
 
 def available_bytes(device: torch.device | str = "cpu") -> int | None:

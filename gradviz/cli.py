@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: error: cannot read or write{where}: {exc.strerror or _oneline(exc)}", file=sys.stderr)
             return 2
         except Exception as exc:
-            if "out of memory" in str(exc).lower():  # torch.OutOfMemoryError and allocator failures
+            if any(k in str(exc).lower() for k in ("out of memory", "can't allocate memory")):  # torch.OutOfMemoryError and allocator failures
                 print(f"{name}: error: out of memory ({_oneline(exc)[:120]}); try a smaller --size or --batch-size",
                       file=sys.stderr)
                 return 2

@@ -235,7 +235,7 @@ def measure_generators(designs: list[str], samples: int = 64, seed: int = 0, blo
                        width: int = 128) -> list[tuple[GeneratorResult, torch.Tensor]]:
     """:func:`measure_generator` for each design (parsed first, so a bad name fails before any work)."""
     parsed = [parse_design(d) for d in designs]
-    return [measure_generator(d, samples, seed, blocks, width) for d in tqdm(parsed, desc="generators")]
+    return [measure_generator(d, samples, seed, blocks, width) for d in tqdm(parsed, desc="generators", disable=None)]
 
 
 def plot_samples(results: list[tuple[GeneratorResult, torch.Tensor]], path, n_show: int = 6, dpi: int = 90,

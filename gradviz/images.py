@@ -230,7 +230,10 @@ def read_image(path: str | Path) -> torch.Tensor:
     except GradvizError as exc:
         text = str(exc)
         raise GradvizError(text if str(path) in text else f"image {path}: {text}") from None
-    except Exception as exc:  # corrupt, truncated, not an image, bomb, unreadable: one line naming the file
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise GradvizError(f"image {path} is larger than the {MAX_PIXELS / 1e6:.0f} Mpx gradviz reads "
+                           "(a decompression bomb?); valid: smaller images (downscale it first)") from None
+    except Exception as exc:  # corrupt, truncated, not an image, unreadable: one line naming the file
         reason = "not an image" if isinstance(exc, UnidentifiedImageError) else f"{type(exc).__name__}: {exc}"
         raise GradvizError(f"cannot read image {path} ({' '.join(str(reason).split())[:160]}); valid: "
                            f"{', '.join(sorted(IMAGE_SUFFIXES))} files that open in an image viewer") from None
@@ -263,6 +266,9 @@ def image_header(path: Path) -> tuple[int, int]:
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 with Image.open(path) as im:
                     w, h = im.size
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise GradvizError(f"image {path} is larger than the {MAX_PIXELS / 1e6:.0f} Mpx gradviz reads "
+                           "(a decompression bomb?); valid: smaller images (downscale it first)") from None
     except Exception as exc:
         reason = "not an image" if isinstance(exc, UnidentifiedImageError) else type(exc).__name__
         raise GradvizError(f"cannot read image {path} ({reason}); valid: {', '.join(sorted(IMAGE_SUFFIXES))} "

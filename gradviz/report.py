@@ -332,18 +332,34 @@ def make_figures(report: Report) -> dict[str, "matplotlib.figure.Figure"]:
     return figures
 
 
-def write_report(report: Report, out: str | Path, inputs: Sequence = ()) -> Path:
+def write_report(report: Report, out: str | Path, inputs: Sequence = (), extra_json: dict | None = None) -> Path:
     """Write ``report.json``, ``report.md`` and the PNG figures into ``out``, atomically.
 
     ``out`` must be new, empty, or a folder gradviz wrote, and may not be or contain any of
-    ``inputs`` (see :func:`gradviz.outputs.check_out_dir`).
+    ``inputs`` (see :func:`gradviz.outputs.check_out_dir`). ``extra_json`` maps further file
+    names to JSON-ready data written into the same folder.
     """
     with atomic_dir(out, inputs, command="report") as tmp:
         write_json(tmp / "report.json", report.to_dict())
+        for name, data in (extra_json or {}).items():
+            write_json(tmp / name, data)
         (tmp / "report.md").write_text(_markdown(report))
         for name, fig in make_figures(report).items():
             plots.save_figure(fig, tmp / name)
     return Path(out)
+
+
+def check_report_fits(model: nn.Module, size: int, batch_size: int, n_layers: int = DEFAULT_LAYER_COUNT,
+                      held_images: int = 0) -> None:
+    """Refuse (one line) a report whose estimated memory exceeds what the model's device has free.
+
+    ``held_images``: images held in memory at ``size`` px besides the batches (the built-in set).
+    """
+    device = model_device(model)
+    check_image_size(size, device, batch=max(batch_size, held_images))
+    need = report_bytes(model, size, batch_size, n_layers) + held_images * 3 * size * size * 4
+    check_memory(need, device, f"a report at {size} px with batches of {batch_size}",
+                 "choose a smaller --size or --batch-size")
 
 
 def build_report(
@@ -369,10 +385,7 @@ def build_report(
         raise GradvizError(f"batch size must be >= 1, got {batch_size}")
     check_finite_parameters(model)
     size = image_set.size
-    device = model_device(model)
-    check_image_size(size, device, batch=batch_size)
-    check_memory(report_bytes(model, size, batch_size, len(layers) if layers else DEFAULT_LAYER_COUNT), device,
-                 f"a report at {size} px with batches of {batch_size}", "choose a smaller --size or --batch-size")
+    check_report_fits(model, size, batch_size, len(layers) if layers else DEFAULT_LAYER_COUNT)
     top = total_stride(model, size)
     if size < top:
         raise GradvizError(f"images of {size} px are smaller than the network's stride {top}")

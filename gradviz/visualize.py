@@ -236,7 +236,7 @@ def dream(
     gen = torch.Generator().manual_seed(settings.seed)
     history: list[StepRecord] = []
     detail = torch.zeros_like(resize(start, sizes[0]))
-    bar = tqdm(total=settings.steps * len(sizes), desc="dream", disable=not settings.progress, leave=False)
+    bar = tqdm(total=settings.steps * len(sizes), desc="dream", disable=None if settings.progress else True, leave=False)
     with bar, Taps(model, objective.layers, stop=True) as taps, torch.enable_grad():
         for octave, size in enumerate(sizes):
             base = resize(start, size)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from gradviz.images import builtin_images
 from gradviz.models import load_model
-from gradviz.outputs import json_ready, write_json
+from gradviz.outputs import json_ready
 from gradviz.report import build_report, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,8 +67,7 @@ def main() -> None:
         reports.append(build_report(model, images, seed=seed, progress=False))
         print(f"resnet50 seed {seed} measured", flush=True)
     out = ROOT / "figures" / "report-resnet50"
-    write_report(reports[0], out)
-    write_json(out / "seeds.json", json_ready(seed_summary(reports)))
+    write_report(reports[0], out, extra_json={"seeds.json": json_ready(seed_summary(reports))})
     print("wrote figures/report-resnet50 and its seeds.json")
 
 

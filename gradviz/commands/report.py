@@ -6,10 +6,10 @@ import argparse
 
 from gradviz import argtypes
 from gradviz.gradients import GRADIENT_SOURCES
-from gradviz.images import load_images
+from gradviz.images import SKIMAGE_GREY, SKIMAGE_PHOTOS, load_images
 from gradviz.models import MODEL_NAMES, load_model
 from gradviz.outputs import check_out_dir
-from gradviz.report import REPORT_OBJECTIVES, build_report, write_report
+from gradviz.report import DEFAULT_LAYER_COUNT, REPORT_OBJECTIVES, build_report, check_report_fits, write_report
 from gradviz.taps import total_stride
 from gradviz.visualize import STRIDE_PROBE_SIZE
 
@@ -47,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
     inputs = [args.images, args.weights]
     check_out_dir(args.out, inputs)
     model = load_model(args.model, args.weights, seed=args.seed, device=args.device)
+    held = len(SKIMAGE_PHOTOS) + len(SKIMAGE_GREY) + args.noise_images if args.images is None else 0
+    check_report_fits(model, args.size, args.batch_size, len(args.layers) if args.layers else DEFAULT_LAYER_COUNT, held)
     images = load_images(args.images, size=args.size, seed=args.seed, noise=args.noise_images,
                          min_size=total_stride(model, STRIDE_PROBE_SIZE))
     report = build_report(
