@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=argtypes.int_range(1), default=8, help="images per forward pass (default: 8)")
     p.add_argument("--seed", type=argtypes.seed, default=0,
                    help="seed for random weights, noise images, SmoothGrad and the tests' null draws (default: 0)")
-    p.add_argument("--alpha", type=argtypes.float_range(0, 0.5, lo_open=True), default=0.05, help="level of the grid verdicts (default: 0.05)")
+    p.add_argument("--alpha", type=argtypes.float_range(0, 0.5, lo_open=True), default=0.05, help="level of the grid verdicts, in (0, 0.5] (default: 0.05)")
     p.add_argument("--noise-images", type=argtypes.int_range(0, 10_000), default=0,
                    help="with the built-in images, add this many seeded uniform-noise images (default: 0)")
     p.add_argument("--device", type=argtypes.device, default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N (default: auto)")
