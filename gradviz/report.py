@@ -156,6 +156,7 @@ def measure(
     seed: int = 0,
     progress: bool | None = None,
     alpha: float = 0.05,
+    workers: int = 0,
 ) -> list[LayerResult]:
     """Gradients of every layer's objective for every image, accumulated into spectra and metrics.
 
@@ -173,7 +174,7 @@ def measure(
     image_set = images if isinstance(images, ImageSet) else ImageSet(images, [""] * images.shape[0])
     start = 0
     with tqdm(total=len(image_set), desc="gradients", unit="img", disable=None if progress is None else not progress) as bar:
-        for batch in image_set.batches(batch_size):
+        for batch in image_set.batches(batch_size, workers):
             batch = batch.to(device)
             if source == "gradient":
                 grads = input_gradients(model, batch, {s.name: s.objective for s in specs})
@@ -375,6 +376,7 @@ def build_report(
     seed: int = 0,
     progress: bool | None = None,
     alpha: float = 0.05,
+    workers: int = 0,
 ) -> Report:
     """Measure ``model`` on ``image_set`` and return a :class:`Report` (nothing is written).
 
@@ -396,7 +398,7 @@ def build_report(
         if not include_logits and layers is None:
             notes.append("the classifier is untrained (features-only weights): logits left out (--logits adds them)")
     specs = plan_layers(model, layers, size, objective, channel_index, include_logits)
-    results = measure(model, image_set, specs, source, batch_size, seed, progress, alpha)
+    results = measure(model, image_set, specs, source, batch_size, seed, progress, alpha, workers)
     for r in results:
         if r.metrics.zero_gradient:
             notes.append(f"{r.name}: the gradient is zero for every image, so there is nothing to measure "

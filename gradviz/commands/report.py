@@ -37,6 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--alpha", type=argtypes.float_range(0, 0.5, lo_open=True), default=0.05, help="level of the grid verdicts, in (0, 0.5] (default: 0.05)")
     p.add_argument("--noise-images", type=argtypes.int_range(0, 10_000), default=0,
                    help="with the built-in images, add this many seeded uniform-noise images (default: 0)")
+    p.add_argument("--workers", type=argtypes.int_range(0, 64), default=0,
+                   help="processes that decode and resize image files (default: 0, in this process)")
     p.add_argument("--device", type=argtypes.device, default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N (default: auto)")
     p.add_argument("--out", required=True,
                    help="output folder: new, empty, or one gradviz wrote (replaced atomically; anything else is refused)")
@@ -62,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         seed=args.seed,
         alpha=args.alpha,
+        workers=args.workers,
     )
     out = write_report(report, args.out, inputs=inputs)
     print(f"wrote {out}/report.md ({len(report.layers)} layers, {report.n_images} images, {report.device})")
