@@ -15,6 +15,10 @@ from __future__ import annotations
 import argparse
 import math
 
+# The largest integer any count or size may be: beyond it, arithmetic in floats overflows long
+# before any memory estimate could refuse the run.
+MAX_INT = 2**62
+
 # Seeds are used by torch.Generator (64-bit) and numpy (non-negative): 0 .. 2**63 - 1 fits both.
 MAX_SEED = 2**63 - 1
 
@@ -34,7 +38,9 @@ def int_range(lo: int | None = None, hi: int | None = None):
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
         if (lo is not None and value < lo) or (hi is not None and value > hi):
-            raise argparse.ArgumentTypeError(f"must be an integer {_bounds(lo, hi)}, got {value}")
+            raise argparse.ArgumentTypeError(f"must be an integer {_bounds(lo, hi)}, got {text.strip()[:40]}")
+        if abs(value) > MAX_INT:
+            raise argparse.ArgumentTypeError(f"{text.strip()[:20]}... is too large; valid: integers up to 2**62")
         return value
 
     return parse

@@ -31,11 +31,11 @@ PROBE_SIZE = 64
 
 def _fmt(n: float) -> str:
     """Bytes in binary units: ``1.5 GB``; beyond terabytes, ``3.2e+09 TB``."""
+    n = float(n) if n < 1e300 else 1e300  # an exact integer too large for a float: shown as 1e300
     for unit in ("B", "KB", "MB", "GB"):
         if abs(n) < 1024:
             return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
         n /= 1024
-    n /= 1024
     return f"{n:.1f} TB" if n < 1e4 else f"{n:.2g} TB"
 
 

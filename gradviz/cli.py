@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: stopped by {signal.Signals(exc.signum).name}; partial outputs removed", file=sys.stderr)
             return 128 + exc.signum
         except MemoryError:
-            print(f"{name}: error: out of memory; try a smaller --size or --batch-size", file=sys.stderr)
+            print(f"{name}: error: out of memory; try smaller sizes or counts", file=sys.stderr)
             return 2
         except OSError as exc:
             where = f" {exc.filename}" if exc.filename else ""
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         except Exception as exc:
             if any(k in str(exc).lower() for k in ("out of memory", "can't allocate memory")):  # torch.OutOfMemoryError and allocator failures
-                print(f"{name}: error: out of memory ({_oneline(exc)[:120]}); try a smaller --size or --batch-size",
+                print(f"{name}: error: out of memory ({_oneline(exc)[:120]}); try smaller sizes or counts",
                       file=sys.stderr)
                 return 2
             log = _write_log(args.command, exc)

@@ -71,6 +71,10 @@ class OverlapLayer:
         return len(self.weights)
 
 
+# The largest box kernel the command line takes (a transposed convolution's kernel is a few taps).
+MAX_KERNEL = 1024
+
+
 def parse_kernel(text: str) -> tuple[float, ...]:
     """``"3"`` -> box of size 3; ``"1,4,6,4,1"`` -> those weights."""
     try:
@@ -78,12 +82,12 @@ def parse_kernel(text: str) -> tuple[float, ...]:
             weights = tuple(float(w) for w in text.split(","))
         else:
             size = int(text)
-            if size < 1:
+            if not 1 <= size <= MAX_KERNEL:
                 raise ValueError
             weights = (1.0,) * size
     except ValueError:
         raise GradvizError(
-            f"kernel must be a size >= 1 or comma-separated weights like 1,4,6,4,1, got {text!r}"
+            f"kernel must be a size from 1 to {MAX_KERNEL} or comma-separated weights like 1,4,6,4,1, got {text!r}"
         ) from None
     if not all(math.isfinite(w) for w in weights) or sum(weights) == 0:
         raise GradvizError(f"kernel weights must be finite with a non-zero sum, got {text!r}")

@@ -216,6 +216,10 @@ BAD_ARGUMENTS = [
     (["layers", "--model", "resnet18", "--size", "0"], "--size"),
     (["layers", "--model", "resnet18", "--size", "8"], "total stride 32"),
     (["overlap", "--layers", "64"], "of memory, more than"),
+    (["overlap", "--layers", "600"], "of memory, more than"),
+    (["overlap", "--kernel", "10000000000"], "kernel must be a size from 1 to 1024"),
+    (REPORT + ["--size", "1" + "0" * 40], "is too large"),
+    (["layers", "--model", "resnet18", "--size", str(2**62)], "of memory, more than"),
     (TINY_GENERATORS[:-1] + ["100000000"], "of memory, more than"),
     (TINY_GENERATORS + ["--upsample", ","], "--upsample"),
 ]
