@@ -76,8 +76,8 @@ def float_range(lo: float | None = None, hi: float | None = None, lo_open: bool 
     return parse
 
 
-def float_list(positive: bool = False):
-    """Comma-separated finite numbers (all > 0 with ``positive``); at least one."""
+def float_list(positive: bool = False, lo: float | None = None, hi: float | None = None):
+    """Comma-separated finite numbers (all > 0 with ``positive``, within ``[lo, hi]``); at least one."""
 
     def parse(text: str) -> tuple[float, ...]:
         parts = [p for p in text.split(",") if p.strip()]
@@ -86,6 +86,8 @@ def float_list(positive: bool = False):
         values = tuple(_float(p) for p in parts)
         if positive and any(v <= 0 for v in values):
             raise argparse.ArgumentTypeError(f"every value must be > 0, got {text!r}")
+        if (lo is not None and min(values) < lo) or (hi is not None and max(values) > hi):
+            raise argparse.ArgumentTypeError(f"every value must lie in [{lo}, {hi}], got {text!r}")
         return values
 
     return parse

@@ -53,7 +53,13 @@ def _apply_umask(root: Path) -> None:
 
 
 def _files_under(folder: Path) -> list[str]:
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if not p.is_dir())
+    """Every entry under ``folder`` except real folders: files, links (to anything) and the like."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_symlink() or not p.is_dir())
+
+
+def _entries_under(folder: Path) -> list[str]:
+    """Every entry under ``folder``, folders (empty or not) and links included."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
 
 
 def _manifest_files(folder: Path) -> list[str] | None:
@@ -72,11 +78,14 @@ def _resolve(path: str | os.PathLike) -> Path:
 
 
 def _check_inputs(out: Path, inputs: Iterable[str | os.PathLike | None], flag: str) -> None:
+    """Refuse ``out`` when it is, or holds, an input (links followed on both sides)."""
+    real_out = out.resolve()
     for item in inputs:
         if item is None or str(item) == "":
             continue
         inp = _resolve(item)
-        if inp == out or out in inp.parents:
+        real = inp.resolve()
+        if inp == out or out in inp.parents or real == real_out or real_out in real.parents:
             what = "is" if inp == out else "contains"
             raise GradvizError(f"{flag} {out} {what} the input {inp}; write the output somewhere else")
 
@@ -107,13 +116,17 @@ def check_out_dir(out: str | os.PathLike | None, inputs: Iterable = (), flag: st
     if path.resolve() == cwd or path.resolve() in cwd.parents:
         raise GradvizError(f"{flag} {out} is the current folder or one above it; give the path of a new folder")
     _check_inputs(path, inputs, flag)
-    if path.is_symlink() or (path.exists() and not path.is_dir()):
+    if path.is_symlink():
+        raise GradvizError(f"{flag} {out} is a symbolic link; gradviz never replaces a link, give a new folder path")
+    if path.exists() and not path.is_dir():
         raise GradvizError(f"{flag} {out} is an existing file; gradviz writes a folder and never replaces a file")
     if path.is_dir():
-        present = _files_under(path)
+        present = _entries_under(path)
         if present:
             listed = _manifest_files(path)
-            foreign = [f for f in present if f != MANIFEST and (listed is None or f not in listed)]
+            parents = {str(p) for f in listed or [] for p in Path(f).parents if str(p) != "."}
+            foreign = [f for f in present if f != MANIFEST and (listed is None or (f not in listed and f not in parents)
+                                                                or (path / f).is_symlink())]
             if listed is None or foreign:
                 shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
                 raise GradvizError(
@@ -157,6 +170,8 @@ def check_out_file(out: str | os.PathLike | None, inputs: Iterable = (), flag: s
         if path.suffix.lower() not in suffixes:
             raise GradvizError(f"{flag} must end in {', '.join(suffixes)}, got {str(out)!r}")
     _check_inputs(path, inputs, flag)
+    if path.is_symlink():
+        raise GradvizError(f"{flag} {out} is a symbolic link; gradviz never replaces a link, give a new file path")
     if path.is_dir():
         raise GradvizError(f"{flag} {out} is a folder; give a file path")
     if path.exists() and not is_gradviz_file(path):
@@ -275,7 +290,7 @@ def atomic_files(paths: Iterable[str | os.PathLike], guard: bool = False, flag: 
             _apply_umask(tmp)
         with _committing(paths[0].parent):
             for path in paths:
-                if guard and path.exists() and not is_gradviz_file(path):
+                if guard and (path.is_symlink() or (path.exists() and not is_gradviz_file(path))):
                     raise GradvizError(f"{flag} {path} appeared while gradviz was writing and was not "
                                        "written by gradviz; left alone")
             for tmp, path in zip(tmps, paths):

@@ -507,3 +507,30 @@ def test_atomic_dir_removes_its_work_on_error(tmp_path):
             (tmp / "x").write_text("partial")
             raise KeyboardInterrupt
     assert list(tmp_path.iterdir()) == []
+
+
+def test_links_and_folders_the_user_put_in_a_gradviz_folder_are_kept(project, capsys):
+    assert run_cli(capsys, TINY_GENERATORS + ["--out", "g"])[0] == 0
+    (project / "g" / "mydir").mkdir()  # an empty folder of the user's
+    assert_refused(capsys, TINY_GENERATORS + ["--out", "g"], project, "(mydir)")
+    (project / "g" / "mydir").rmdir()
+    (project / "g" / "link").symlink_to(project / "proj")
+    assert_refused(capsys, TINY_GENERATORS + ["--out", "g"], project, "(link)")
+
+
+def test_links_are_never_replaced_and_are_followed_to_inputs(project, capsys):
+    (project / "plink").symlink_to(project / "proj")
+    assert_refused(capsys, TINY_GENERATORS + ["--out", "plink"], project, "is a symbolic link")
+    (project / "mine.png").write_bytes(b"user bytes")
+    (project / "mlink.png").symlink_to(project / "mine.png")
+    assert_refused(capsys, DREAM + ["--out", "mlink.png"], project, "is a symbolic link")
+    assert run_cli(capsys, TINY_GENERATORS + ["--out", "g"])[0] == 0
+    (project / "glink").symlink_to(project / "g")
+    # the input lies inside --out through a link
+    assert_refused(capsys, REPORT + ["--images", "glink/samples.png", "--out", "g"], project, "contains the input")
+
+
+@pytest.mark.parametrize("extra,message", [(["--crop-jitter", "1000000000"], "at most the image size 64"),
+                                           (["--scales", "1e300"], "must lie in [0.1, 10.0]")])
+def test_dream_transform_ranges(project, capsys, extra, message):
+    assert_refused(capsys, DREAM + extra + ["--out", "d.png"], project, message)

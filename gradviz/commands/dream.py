@@ -8,12 +8,18 @@ import sys
 from pathlib import Path
 
 from gradviz import argtypes
+from gradviz.errors import GradvizError
 from gradviz.budget import ACTIVATION_BYTES, activation_elements, check_image_size, check_memory
 from gradviz.models import MODEL_NAMES, load_model, model_device
 from gradviz.objectives import OBJECTIVE_KINDS, make_objective
 from gradviz.outputs import SOFTWARE, atomic_files, check_out_file
 from gradviz.parameterization import PARAMETERIZATIONS, start_images
 from gradviz.visualize import IMAGE_SUFFIXES, OPTIMIZERS, DreamSettings, dream, write_image
+
+
+# Random scale factors the command line takes: beyond these the scaled image is under a pixel or
+# hundreds of times larger than the image.
+MIN_SCALE, MAX_SCALE = 0.1, 10.0
 
 
 def register(subparsers) -> None:
@@ -38,7 +44,7 @@ def register(subparsers) -> None:
     p.add_argument("--param", default="pixel", choices=PARAMETERIZATIONS, help="image parameterisation (default pixel)")
     p.add_argument("--jitter", type=argtypes.int_range(0), default=0, help="roll jitter range d: offsets in [-d, d] (default 0)")
     p.add_argument("--crop-jitter", type=argtypes.int_range(0), default=0, help="pad-and-crop jitter (Lucid) range (default 0)")
-    p.add_argument("--scales", type=argtypes.float_list(positive=True), default=(), help="random scale factors, e.g. 0.9,1,1.1 (default none)")
+    p.add_argument("--scales", type=argtypes.float_list(positive=True, lo=MIN_SCALE, hi=MAX_SCALE), default=(), help="random scale factors, e.g. 0.9,1,1.1 (default none)")
     p.add_argument("--angles", type=argtypes.float_list(), default=(), help="random rotation angles in degrees, e.g. -5,0,5 (default none)")
     p.add_argument("--octaves", type=argtypes.int_range(1, 20), default=1, help="number of octaves (default 1)")
     p.add_argument("--octave-scale", type=argtypes.float_range(1, 16, lo_open=True), default=1.4, help="size ratio between octaves (default 1.4)")
@@ -61,6 +67,9 @@ def run(args: argparse.Namespace) -> int:
         parameterization=args.param, seed=args.seed, progress=not args.quiet,
     )
     settings.check()
+    for flag, value in (("--jitter", args.jitter), ("--crop-jitter", args.crop_jitter)):
+        if value > args.size:
+            raise GradvizError(f"{flag} must be at most the image size {args.size}, got {value}")
     index = None if args.channel is None else (args.channel[0] if len(args.channel) == 1 else args.channel)
     objective = make_objective(args.objective, args.layer, index)
     batch = len(args.channel) if args.channel and args.objective in ("channel", "neuron", "logit") else 1
