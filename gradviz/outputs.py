@@ -86,7 +86,7 @@ def _check_inputs(out: Path, inputs: Iterable[str | os.PathLike | None], flag: s
         inp = _resolve(item)
         real = inp.resolve()
         if inp == out or out in inp.parents or real == real_out or real_out in real.parents:
-            what = "is" if inp == out else "contains"
+            what = "is" if inp == out or real == real_out else "contains"
             raise GradvizError(f"{flag} {out} {what} the input {inp}; write the output somewhere else")
 
 

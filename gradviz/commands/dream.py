@@ -35,7 +35,7 @@ def register(subparsers) -> None:
     p.add_argument("--layer", type=argtypes.nonempty, default=None, help="layer name, e.g. features.22 or layer3.1.conv2 (see `gradviz layers`)")
     p.add_argument("--objective", default="channel", choices=OBJECTIVE_KINDS, help="objective kind (default channel)")
     p.add_argument("--channel", type=argtypes.int_list(0), default=None, help="channel or class index; a comma list gives one image per index")
-    p.add_argument("--image", default=None, help="start from this photograph (default: --start)")
+    p.add_argument("--image", type=argtypes.nonempty, default=None, help="start from this photograph (default: --start)")
     p.add_argument("--start", default="noise", choices=("noise", "grey"), help="start image when no --image (default noise)")
     p.add_argument("--size", type=argtypes.int_range(1), default=224, help="image size in pixels (default 224)")
     p.add_argument("--steps", type=argtypes.int_range(1, 100_000), default=20, help="steps per octave (default 20)")

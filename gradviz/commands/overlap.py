@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 from gradviz import argtypes
 from gradviz.budget import check_memory
+from gradviz.errors import GradvizError
 from gradviz.outputs import SOFTWARE, atomic_files, check_out_file
-from gradviz.overlap import OverlapLayer, analyse_overlap, parse_kernel, plot_overlap
+from gradviz.overlap import MAX_KERNEL, OverlapLayer, analyse_overlap, parse_kernel, plot_overlap
+
+# The deepest stack the command line takes (stride 2 reaches a period of 2**64 long before).
+MAX_LAYERS = 64
 
 
 def register(subparsers) -> None:
@@ -21,8 +26,8 @@ def register(subparsers) -> None:
     )
     p.add_argument("--kernel", default="3", help="kernel size (box) or weights like 1,4,6,4,1 (default 3)")
     p.add_argument("--stride", type=argtypes.int_range(1), default=2, help="stride of each layer (default 2)")
-    p.add_argument("--layers", type=argtypes.int_range(1), default=1, help="number of stacked layers (default 1)")
-    p.add_argument("--final", type=argtypes.int_range(0), default=0, help="size m of a final stride-1 box layer (default 0: none)")
+    p.add_argument("--layers", type=argtypes.int_range(1, MAX_LAYERS), default=1, help="number of stacked layers (default 1)")
+    p.add_argument("--final", type=argtypes.int_range(0, MAX_KERNEL), default=0, help="size m of a final stride-1 box layer (default 0: none)")
     p.add_argument("--out", default=None, help="figure path (.png); also writes the JSON beside it (an existing file is replaced only if gradviz wrote it)")
     p.set_defaults(func=run)
 
@@ -36,6 +41,9 @@ def run(args: argparse.Namespace) -> int:
     layers = [OverlapLayer(weights, args.stride)] * args.layers
     if args.final:
         layers.append(OverlapLayer.box(args.final, 1))
+    if args.layers * math.log2(args.stride) > 62:  # the period alone would not fit in 64 bits
+        raise GradvizError(f"--stride {args.stride} over {args.layers} layers gives a period of more than 2**62 pixels; "
+                           "valid: stride**layers below 2**62")
     period = args.stride ** args.layers
     grow = (period - 1) // (args.stride - 1) if args.stride > 1 else args.layers  # 1 + s + ... + s^(L-1)
     kernel = (len(weights) - 1) * grow + 1 + args.final
