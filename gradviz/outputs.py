@@ -1,8 +1,8 @@
 """Safe, atomic outputs: gradviz never deletes or overwrites anything it did not write.
 
-A folder that gradviz writes carries a manifest, ``.gradviz.json``, listing its files. An
-existing output folder is replaced only when it is empty or when it holds exactly the files of
-its manifest (a folder gradviz wrote, untouched since); anything else (a user's folder, a file,
+A folder that gradviz writes carries a manifest, ``.gradviz.json``, listing its files and their
+SHA-256. An existing output folder is replaced only when it is empty or when it holds exactly the
+files of its manifest with the bytes gradviz wrote (a folder gradviz wrote, untouched since); anything else (a user's folder, a file,
 a folder that holds an input) is refused with one line. A single file gradviz writes (a dream
 image, an overlap figure and the JSON beside them) carries its own mark (a PNG text chunk, a
 JPEG comment, a JSON key), and an existing file is replaced only when it carries that mark.
@@ -15,6 +15,7 @@ interrupted or fails leaves nothing behind, and two runs writing the same place 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -62,15 +63,37 @@ def _entries_under(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
 
 
-def _manifest_files(folder: Path) -> list[str] | None:
-    """The files listed in ``folder``'s manifest, or None when it has no valid gradviz manifest."""
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _manifest(folder: Path) -> dict | None:
+    """``folder``'s manifest, or None when it has no valid gradviz manifest."""
     try:
         data = json.loads((folder / MANIFEST).read_text())
     except (OSError, ValueError):
         return None
     if not isinstance(data, dict) or data.get("software") != SOFTWARE or not isinstance(data.get("files"), list):
         return None
-    return [str(f) for f in data["files"]]
+    return data
+
+
+def _manifest_files(folder: Path) -> list[str] | None:
+    """The files listed in ``folder``'s manifest, or None when it has no valid gradviz manifest."""
+    data = _manifest(folder)
+    return None if data is None else [str(f) for f in data["files"]]
+
+
+def _changed_files(folder: Path) -> list[str]:
+    """Files of the manifest whose bytes differ from what gradviz wrote (an edit of the user's)."""
+    data = _manifest(folder) or {}
+    hashes = data.get("sha256", {}) if isinstance(data.get("sha256"), dict) else {}
+    return [name for name, digest in sorted(hashes.items())
+            if (folder / name).is_file() and not (folder / name).is_symlink() and _sha256(folder / name) != digest]
 
 
 def _resolve(path: str | os.PathLike) -> Path:
@@ -133,6 +156,10 @@ def check_out_dir(out: str | os.PathLike | None, inputs: Iterable = (), flag: st
                     f"{flag} {out} already holds files gradviz did not write ({shown}); "
                     "give a new or empty folder (gradviz replaces only folders it wrote)"
                 )
+            changed = _changed_files(path)
+            if changed:
+                raise GradvizError(f"{flag} {out} holds files edited since gradviz wrote them ({', '.join(changed[:3])}); "
+                                   "give a new or empty folder, or move the edited files away")
     _check_parent(path, flag)
     return path
 
@@ -227,8 +254,18 @@ def _write_manifest(folder: Path, command: str) -> None:
     import gradviz
 
     files = [f for f in _files_under(folder) if f != MANIFEST]
-    data = {"software": SOFTWARE, "version": gradviz.__version__, "command": command, "files": files}
+    data = {"software": SOFTWARE, "version": gradviz.__version__, "command": command, "files": files,
+            "sha256": {f: _sha256(folder / f) for f in files}}
     (folder / MANIFEST).write_text(json.dumps(data, indent=2) + "\n")
+
+
+def refresh_manifest(folder: str | os.PathLike, command: str = "") -> None:
+    """Record again the files of a folder gradviz wrote, after gradviz itself redrew some of them
+    (a study's redraw mode); refused for a folder without a gradviz manifest."""
+    folder = Path(folder)
+    if _manifest(folder) is None:
+        raise GradvizError(f"{folder} has no gradviz manifest; only folders gradviz wrote can be refreshed")
+    _write_manifest(folder, command)
 
 
 @contextmanager

@@ -29,7 +29,7 @@ import torch
 
 from gradviz.gan import FIRST_LAYERS, PERIOD, GanSettings, measure_discriminator, pick_patches, photo_patches, plot_gradients, plot_training, train_gan
 from gradviz.generators import GeneratorResult, measure_generator, plot_samples, sample_images
-from gradviz.outputs import atomic_dir, write_json
+from gradviz.outputs import atomic_dir, refresh_manifest, write_json
 from gradviz.overlap import analyse_overlap, plot_overlap, stack
 from gradviz.spectrum import checkerboard_metrics
 
@@ -378,6 +378,7 @@ def redraw(out: Path) -> int:
                 f"generators at initialisation: outputs, lattice period 8, {len(gens['seeds'])} seeds (one dot per seed)")
     gan = study["gan"]
     plot_gan_final(gan["per_run"], gan["data"]["real_reference"], out / "gan_final.png", gan["settings"]["steps"])
+    refresh_manifest(out, "scripts/upsampling_study.py --plots-only")
     print(f"redrew {out}/generators_excess.png and gan_final.png")
     return 0
 

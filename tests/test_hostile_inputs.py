@@ -4,6 +4,7 @@ readable images, the right pixel values. Fixtures are built on the fly."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -312,9 +313,14 @@ def test_a_gradviz_folder_is_replaced_but_not_once_the_user_adds_to_it(project, 
     assert run_cli(capsys, TINY_GENERATORS + ["--out", "g"])[0] == 0
     manifest = json.loads((out / MANIFEST).read_text())
     assert manifest["software"] == "gradviz" and manifest["files"] == ["metrics.json", "samples.png"]
+    assert manifest["sha256"]["metrics.json"] == hashlib.sha256((out / "metrics.json").read_bytes()).hexdigest()
     assert run_cli(capsys, TINY_GENERATORS + ["--seed", "1", "--out", "g"])[0] == 0  # replaced
-    (out / "my-notes.md").write_text("mine\n")
-    assert_refused(capsys, TINY_GENERATORS + ["--out", "g"], project, "(my-notes.md)")
+    with open(out / "metrics.json", "a") as f:  # an edit of the user's to a file gradviz wrote
+        f.write(" ")
+    assert_refused(capsys, TINY_GENERATORS + ["--out", "g"], project, "edited since gradviz wrote them (metrics.json)")
+    assert run_cli(capsys, TINY_GENERATORS + ["--out", "g2"])[0] == 0
+    (project / "g2" / "my-notes.md").write_text("mine\n")
+    assert_refused(capsys, TINY_GENERATORS + ["--out", "g2"], project, "(my-notes.md)")
 
 
 def test_an_empty_folder_is_written_into(project, capsys):
