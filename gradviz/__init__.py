@@ -1,14 +1,32 @@
-"""gradviz: see, measure and remove grid ("checkerboard") artifacts in CNN gradients."""
+"""gradviz: see, measure and remove grid ("checkerboard") artifacts in CNN gradients.
 
-from gradviz.errors import GradvizError
-from gradviz.spectrum import CheckerboardMetrics, SpectrumAccumulator, checkerboard_metrics, radial_profile
+The names below are imported on first use, so that ``import gradviz`` (and the ``gradviz``
+command, before it parses its arguments) does not load torch.
+"""
+
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "CheckerboardMetrics",
-    "GradvizError",
-    "SpectrumAccumulator",
-    "checkerboard_metrics",
-    "radial_profile",
-]
+# Public name -> the module that defines it.
+_EXPORTS = {
+    "CheckerboardMetrics": "gradviz.spectrum",
+    "GradvizError": "gradviz.errors",
+    "SpectrumAccumulator": "gradviz.spectrum",
+    "checkerboard_metrics": "gradviz.spectrum",
+    "radial_profile": "gradviz.spectrum",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'gradviz' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)

@@ -103,4 +103,4 @@ def report_bytes(model: nn.Module, size: int, batch_size: int, n_layers: int, pr
 def check_image_size(size: int, device: torch.device | str, channels: int = 3, batch: int = 1) -> None:
     """Refuse an image side whose batch alone (float32, with a gradient) would not fit."""
     check_memory(batch * channels * size * size * 4 * 2, device, f"a batch of {batch} images of {size} px",
-                 "choose a smaller --size")
+                 "choose a smaller --size or --batch-size")

@@ -105,13 +105,14 @@ def _oneline(text: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = join_negative_values(list(sys.argv[1:] if argv is None else argv))
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exc:  # --help, or an argument refused (one line already printed)
-        return exc.code if isinstance(exc.code, int) else 2
-    name = f"gradviz {args.command}"
+    name = "gradviz"
     with signals_as_exceptions():
         try:
+            try:
+                args = build_parser().parse_args(argv)  # imports the commands (and torch)
+            except SystemExit as exc:  # --help, or an argument refused (one line already printed)
+                return exc.code if isinstance(exc.code, int) else 2
+            name = f"gradviz {args.command}"
             return int(args.func(args) or 0)
         except GradvizError as exc:
             print(f"{name}: error: {_oneline(exc)}", file=sys.stderr)
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name}: error: out of memory ({_oneline(exc)[:120]}); try smaller sizes or counts",
                       file=sys.stderr)
                 return 2
-            log = _write_log(args.command, exc)
+            log = _write_log(name.replace("gradviz ", "", 1), exc)
             print(f"{name}: internal error ({type(exc).__name__}: {_oneline(exc)[:200]}); "
                   f"full traceback in {log}", file=sys.stderr)
             return 1

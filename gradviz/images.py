@@ -79,11 +79,25 @@ class ImageSet:
                 yield self._images[start : start + batch_size]
             return
         loader = torch.utils.data.DataLoader(_Files(self.files, self.size), batch_size=batch_size,
-                                             num_workers=workers, shuffle=False)
+                                             num_workers=workers, shuffle=False,
+                                             worker_init_fn=_ignore_signals if workers else None)
+        iterator = iter(loader)
         try:
-            yield from loader
+            yield from iterator
         except GradvizError as exc:  # from a worker: keep the last line of the wrapped message
             raise GradvizError(str(exc).strip().splitlines()[-1].split("GradvizError: ")[-1]) from None
+        finally:
+            del iterator  # the workers stop now, not when the interpreter exits
+
+
+def _ignore_signals(worker_id: int) -> None:
+    """In a decoding worker: leave Ctrl-C, SIGTERM and SIGHUP to the main process, which stops the
+    workers and cleans up (a signal sent to the whole process group would otherwise kill them first)."""
+    import signal
+
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
 
 
 class _Files(torch.utils.data.Dataset):
@@ -180,11 +194,11 @@ def _read_tiff(path: Path) -> np.ndarray:
     return _orient(a, code)
 
 
-def _png_is_16bit_colour(path: Path) -> bool:
-    """True for a 16-bit RGB or RGBA PNG, which Pillow would cut to 8 bits (IHDR: depth, colour type)."""
+def _png_is_16bit(path: Path) -> bool:
+    """True for a 16-bit PNG (grey, grey + alpha, RGB or RGBA), which Pillow may cut to 8 bits (IHDR: depth)."""
     with open(path, "rb") as f:
         head = f.read(26)
-    return head[:8] == b"\x89PNG\r\n\x1a\n" and head[24] == 16 and head[25] in (2, 6)
+    return len(head) == 26 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[24] == 16
 
 
 def _read_png16(path: Path) -> np.ndarray:
@@ -194,7 +208,9 @@ def _read_png16(path: Path) -> np.ndarray:
     width, height, rows, info = reader.asDirect()
     _check_pixels(path, height, width)
     a = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows])
-    return a.reshape(height, width, info["planes"])
+    with Image.open(path) as im:  # EXIF orientation (an eXIf chunk), read from the header
+        code = int(im.getexif().get(0x0112, 1))
+    return _orient(a.reshape(height, width, info["planes"]), code)
 
 
 def _read_pillow(path: Path) -> np.ndarray:
@@ -215,7 +231,7 @@ def read_array(path: str | Path) -> np.ndarray:
     path = Path(path)
     if path.suffix.lower() in (".tif", ".tiff"):
         return _read_tiff(path)
-    if path.suffix.lower() == ".png" and _png_is_16bit_colour(path):
+    if path.suffix.lower() == ".png" and _png_is_16bit(path):
         return _read_png16(path)
     return _read_pillow(path)
 
@@ -289,7 +305,7 @@ def load_images(source: str | Path | None, size: int = 224, seed: int = 0, min_s
         raise GradvizError(f"image size {size} is smaller than the network's stride {min_size}")
     if source is None:
         return builtin_images(size, seed, noise)
-    path = Path(source)
+    path = Path(source).expanduser()
     if path.is_dir():
         files = image_files(path)
         if not files:

@@ -21,6 +21,7 @@ import math
 import os
 import shutil
 import signal
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -144,9 +145,14 @@ def check_out_dir(out: str | os.PathLike | None, inputs: Iterable = (), flag: st
     if path.exists() and not path.is_dir():
         raise GradvizError(f"{flag} {out} is an existing file; gradviz writes a folder and never replaces a file")
     if path.is_dir():
+        listed = _manifest_files(path)
+        if listed is None:  # not gradviz's: name one entry without walking the whole tree
+            first = next(iter(sorted(path.iterdir())), None)
+            if first is not None:
+                raise GradvizError(f"{flag} {out} already holds files gradviz did not write ({first.name}, ...); "
+                                   "give a new or empty folder (gradviz replaces only folders it wrote)")
         present = _entries_under(path)
         if present:
-            listed = _manifest_files(path)
             parents = {str(p) for f in listed or [] for p in Path(f).parents if str(p) != "."}
             foreign = [f for f in present if f != MANIFEST and (listed is None or (f not in listed and f not in parents)
                                                                 or (path / f).is_symlink())]
@@ -294,6 +300,8 @@ def atomic_dir(out: str | os.PathLike, inputs: Iterable = (), command: str = "",
                 os.replace(tmp, out)
                 shutil.rmtree(old, ignore_errors=True)
             else:
+                if out.is_dir():  # an empty folder of the user's: keep its permissions
+                    os.chmod(tmp, stat.S_IMODE(out.stat().st_mode))
                 os.replace(tmp, out)  # also replaces an empty folder
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -65,7 +65,7 @@ RAMP16 = (np.arange(64 * 48, dtype=np.uint32) * 21 % 65536).astype(np.uint16).re
 def write_png16(path: Path, array: np.ndarray) -> None:
     h, w = array.shape[:2]
     planes = 1 if array.ndim == 2 else array.shape[2]
-    writer = png.Writer(w, h, greyscale=planes == 1, alpha=planes in (2, 4), bitdepth=16)
+    writer = png.Writer(w, h, greyscale=planes in (1, 2), alpha=planes in (2, 4), bitdepth=16)
     with open(path, "wb") as f:
         writer.write(f, array.reshape(h, -1))
 
@@ -544,3 +544,56 @@ def test_links_are_never_replaced_and_are_followed_to_inputs(project, capsys):
                                            (["--scales", "1e300"], "must lie in [0.1, 10.0]")])
 def test_dream_transform_ranges(project, capsys, extra, message):
     assert_refused(capsys, DREAM + extra + ["--out", "d.png"], project, message)
+
+
+def test_16bit_grey_alpha_png_and_16bit_png_with_exif(tmp_path):
+    la = np.stack([RAMP16, np.full_like(RAMP16, 65535)], -1)
+    write_png16(tmp_path / "la.png", la)
+    torch.testing.assert_close(read_image(tmp_path / "la.png")[0], torch.from_numpy(RAMP16.astype(np.float32) / 65535),
+                               rtol=0, atol=0)
+    rgb = np.stack([RAMP16] * 3, -1)
+    write_png16(tmp_path / "plain.png", rgb)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    raw = (tmp_path / "plain.png").read_bytes()
+    body = exif.tobytes()
+    body = body[6:] if body.startswith(b"Exif\x00\x00") else body  # a PNG eXIf chunk holds the TIFF data only
+    chunk = len(body).to_bytes(4, "big") + b"eXIf" + body + zlib.crc32(b"eXIf" + body).to_bytes(4, "big")
+    (tmp_path / "rot.png").write_bytes(raw[:33] + chunk + raw[33:])  # after the 8-byte signature and IHDR
+    assert read_image(tmp_path / "rot.png").shape == (3, 64, 48)  # 48 x 64 turned a quarter
+
+
+def test_user_input_mistakes_are_named(project, capsys):
+    assert_refused(capsys, REPORT + ["--images", "", "--out", "o"], project, "--images: must not be empty")
+    assert_refused(capsys, REPORT + ["--images", "photos", "--noise-images", "2", "--out", "o"], project,
+                   "built-in set only")
+    assert_refused(capsys, DREAM + ["--image", "grey", "--out", "d.png"], project, "image not found")
+
+
+def test_an_empty_folder_keeps_its_permissions(project, capsys):
+    (project / "mine").mkdir()
+    (project / "mine").chmod(0o750)
+    assert run_cli(capsys, TINY_GENERATORS + ["--out", "mine"])[0] == 0
+    assert stat.S_IMODE((project / "mine").stat().st_mode) == 0o750
+
+
+def test_sigterm_to_the_process_group_with_decoding_workers(tmp_path):
+    folder = tmp_path / "many"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(48):
+        Image.fromarray(rng.integers(0, 255, (72, 72, 3), dtype=np.uint8)).save(folder / f"{i:02d}.png")
+    proc = subprocess.Popen([sys.executable, "-m", "gradviz.cli", *REPORT, "--images", "many", "--workers", "2",
+                             "--batch-size", "2", "--out", "out"], cwd=tmp_path, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    deadline = time.time() + 120
+    while proc.poll() is None and time.time() < deadline and not (children.exists() and children.read_text().split()):
+        time.sleep(0.05)  # until the decoding workers run
+    if proc.poll() is not None:
+        pytest.skip("the run ended before its workers could be signalled")
+    os.killpg(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    lines = [l for l in err.strip().splitlines() if "%|" not in l]
+    assert proc.returncode == 143 and len(lines) == 1 and "SIGTERM" in lines[0], err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["many"]

@@ -25,7 +25,7 @@ def register(subparsers) -> None:
     p.add_argument("--model", default="vgg16", help="one of: " + ", ".join(MODEL_NAMES) + " (default vgg16)")
     p.add_argument("--weights", default="random", help="'imagenet', 'random' (default) or a state-dict path")
     p.add_argument("--variants", type=argtypes.nonempty, default=None, help="comma-separated variant names (default: all for the model)")
-    p.add_argument("--images", default=None, help="image folder or file (default: the built-in set)")
+    p.add_argument("--images", type=argtypes.nonempty, default=None, help="image folder or file (default: the built-in set)")
     p.add_argument("--size", type=argtypes.int_range(1), default=128, help="image side in pixels, a multiple of 32, >= 64 (default 128)")
     p.add_argument("--layers", type=argtypes.name_list, default=None, help="comma-separated layers to measure (default: the stage outputs)")
     p.add_argument("--batch-size", type=argtypes.int_range(1), default=BATCH_SIZE, help=f"images per pass (default {BATCH_SIZE})")

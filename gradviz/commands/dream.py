@@ -67,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
         parameterization=args.param, seed=args.seed, progress=not args.quiet,
     )
     settings.check()
+    if args.image is not None and not Path(args.image).expanduser().is_file():
+        raise GradvizError(f"--image {args.image}: image not found; valid: an image file, or --start noise|grey without --image")
     for flag, value in (("--jitter", args.jitter), ("--crop-jitter", args.crop_jitter)):
         if value > args.size:
             raise GradvizError(f"{flag} must be at most the image size {args.size}, got {value}")
@@ -77,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
     check_image_size(args.size, model_device(model), batch=batch)
     check_memory(batch * activation_elements(model, args.size) * ACTIVATION_BYTES, model_device(model),
                  f"dreaming {batch} image(s) of {args.size} px", "choose a smaller --size or fewer channels")
-    start = start_images(args.image or args.start, args.size, batch=batch, seed=args.seed)
+    start = start_images(Path(args.image).expanduser() if args.image else args.start, args.size, batch=batch,
+                         seed=args.seed)
     result = dream(model, objective, start, settings)
     summary = {"software": SOFTWARE, "model": args.model, "weights": model.weights,
                "start": args.image or args.start, **result.to_dict()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from gradviz import argtypes
+from gradviz.errors import GradvizError
 from gradviz.gradients import GRADIENT_SOURCES
 from gradviz.images import SKIMAGE_GREY, SKIMAGE_PHOTOS, load_images
 from gradviz.models import MODEL_NAMES, load_model
@@ -22,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--model", required=True, help=f"one of: {', '.join(MODEL_NAMES)}")
     p.add_argument("--weights", default="imagenet", help="imagenet (download), random, or a .pth state dict (default: imagenet)")
-    p.add_argument("--images", default=None, help="folder or image file (default: built-in scikit-image photographs + noise)")
+    p.add_argument("--images", type=argtypes.nonempty, default=None, help="folder or image file (default: built-in scikit-image photographs + noise)")
     p.add_argument("--size", type=argtypes.int_range(1), default=224, help="images are resized and centre-cropped to this square (default: 224)")
     p.add_argument("--layers", type=argtypes.name_list, default=None, help="comma-separated layer names (default: every downsampling stage + logits)")
     p.add_argument("--objective", default="deepdream", choices=REPORT_OBJECTIVES, help="objective on each layer (default: deepdream)")
@@ -48,6 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     inputs = [args.images, args.weights]
     check_out_dir(args.out, inputs)
+    if args.images is not None and args.noise_images:
+        raise GradvizError("--noise-images adds noise images to the built-in set only; valid: without --images")
     model = load_model(args.model, args.weights, seed=args.seed, device=args.device)
     held = len(SKIMAGE_PHOTOS) + len(SKIMAGE_GREY) + args.noise_images if args.images is None else 0
     check_report_fits(model, args.size, args.batch_size, len(args.layers) if args.layers else DEFAULT_LAYER_COUNT, held)
