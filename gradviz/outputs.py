@@ -125,6 +125,13 @@ def _check_parent(out: Path, flag: str) -> None:
         raise GradvizError(f"cannot write {flag} {out}: folder {parent} is not writable")
 
 
+def _refuse_foreign(out, foreign: list[str], flag: str) -> None:
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise GradvizError(f"{flag} {out} already holds files gradviz did not write ({shown}); "
+                           "give a new or empty folder (gradviz replaces only folders it wrote)")
+
+
 def check_out_dir(out: str | os.PathLike | None, inputs: Iterable = (), flag: str = "--out") -> Path:
     """Refuse an output folder that gradviz may not write; return its absolute path.
 
@@ -146,26 +153,17 @@ def check_out_dir(out: str | os.PathLike | None, inputs: Iterable = (), flag: st
         raise GradvizError(f"{flag} {out} is an existing file; gradviz writes a folder and never replaces a file")
     if path.is_dir():
         listed = _manifest_files(path)
-        if listed is None:  # not gradviz's: name one entry without walking the whole tree
-            first = next(iter(sorted(path.iterdir())), None)
-            if first is not None:
-                raise GradvizError(f"{flag} {out} already holds files gradviz did not write ({first.name}, ...); "
-                                   "give a new or empty folder (gradviz replaces only folders it wrote)")
-        present = _entries_under(path)
-        if present:
-            parents = {str(p) for f in listed or [] for p in Path(f).parents if str(p) != "."}
-            foreign = [f for f in present if f != MANIFEST and (listed is None or (f not in listed and f not in parents)
-                                                                or (path / f).is_symlink())]
-            if listed is None or foreign:
-                shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
-                raise GradvizError(
-                    f"{flag} {out} already holds files gradviz did not write ({shown}); "
-                    "give a new or empty folder (gradviz replaces only folders it wrote)"
-                )
+        if listed is None:  # not gradviz's: refused unless empty, named without walking the whole tree
+            _refuse_foreign(out, sorted(p.name for p in path.iterdir()), flag)
+        else:
+            parents = {str(p) for f in listed for p in Path(f).parents if str(p) != "."}
+            foreign = [f for f in _entries_under(path)
+                       if f != MANIFEST and ((f not in listed and f not in parents) or (path / f).is_symlink())]
+            _refuse_foreign(out, foreign, flag)
             changed = _changed_files(path)
             if changed:
-                raise GradvizError(f"{flag} {out} holds files edited since gradviz wrote them ({', '.join(changed[:3])}); "
-                                   "give a new or empty folder, or move the edited files away")
+                raise GradvizError(f"{flag} {out} holds files edited since gradviz wrote them "
+                                   f"({', '.join(changed[:3])}); give a new or empty folder, or move the edited files away")
     _check_parent(path, flag)
     return path
 
