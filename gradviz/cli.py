@@ -123,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
         except Terminated as exc:
             print(f"{name}: stopped by {signal.Signals(exc.signum).name}; partial outputs removed", file=sys.stderr)
             return 128 + exc.signum
+        except BrokenPipeError:  # the reader of our output went away (`| head`): stop quietly, as shell tools do
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 141
         except MemoryError:
             print(f"{name}: error: out of memory; try smaller sizes or counts", file=sys.stderr)
             return 2

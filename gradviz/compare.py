@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -199,22 +200,23 @@ def measure_variant(
     cos_min = dict.fromkeys(layers, math.inf)
     objectives = {layer: deepdream(layer) for layer in layers}
     examples: dict[str, torch.Tensor] = {}
-    for batch_index, x in enumerate(images.batches(batch_size)):
-        x = x.to(device)
-        with torch.no_grad(), Taps(original, layers, stop=True) as t_ref, Taps(variant, layers, stop=True) as t_var:
-            ref, acts = t_ref.forward(x), t_var.forward(x)
-        _check_shapes(name, acts, ref)
-        for layer in layers:
-            cos = F.cosine_similarity(acts[layer].flatten(1).double(), ref[layer].flatten(1).double(), dim=1)
-            cos_sum[layer] += float(cos.sum())
-            cos_min[layer] = min(cos_min[layer], float(cos.min()))
-        grads = input_gradients(variant, x, objectives)
-        for layer in layers:
-            accs[layer].add(grads[layer])
-            if batch_index == 0:
-                examples[layer] = grads[layer][0].detach().cpu()
-        if progress is not None:
-            progress.update(len(x))
+    with closing(images.batches(batch_size)) as batches:  # closed here on an error, not at exit
+        for batch_index, x in enumerate(batches):
+            x = x.to(device)
+            with torch.no_grad(), Taps(original, layers, stop=True) as t_ref, Taps(variant, layers, stop=True) as t_var:
+                ref, acts = t_ref.forward(x), t_var.forward(x)
+            _check_shapes(name, acts, ref)
+            for layer in layers:
+                cos = F.cosine_similarity(acts[layer].flatten(1).double(), ref[layer].flatten(1).double(), dim=1)
+                cos_sum[layer] += float(cos.sum())
+                cos_min[layer] = min(cos_min[layer], float(cos.min()))
+            grads = input_gradients(variant, x, objectives)
+            for layer in layers:
+                accs[layer].add(grads[layer])
+                if batch_index == 0:
+                    examples[layer] = grads[layer][0].detach().cpu()
+            if progress is not None:
+                progress.update(len(x))
     results = [
         StageResult(layer, stride, cos_sum[layer] / len(images), cos_min[layer], accs[layer].metrics(seed=seed))
         for layer, stride in stages

@@ -4,7 +4,8 @@ plus seeded noise), resized and centre-cropped to a square, as RGB in [0, 1].
 Reading is faithful to the file: 8-, 16- and 32-bit integer images are divided by their type's
 maximum (a 16-bit PNG or TIFF keeps its 16 bits), float images must already lie in [0, 1], EXIF
 (or TIFF) orientation is applied, palette/CMYK/grey images become RGB and alpha is dropped. A
-folder walk skips hidden files and the metadata files other systems leave behind. Folders are
+folder walk skips hidden files and the metadata files other systems leave behind. Of an animated
+image or a multi-page TIFF, the first frame or page is read. Folders are
 read batch by batch (:meth:`ImageSet.batches`, a ``DataLoader`` over the files), so memory does
 not grow with the number of images.
 """
@@ -72,32 +73,15 @@ class ImageSet:
             return torch.cat(list(self.batches(64)))
         return self._images
 
-    def batches(self, batch_size: int, workers: int = 0) -> Iterator[torch.Tensor]:
-        """Yield (B, 3, S, S) batches in order; files are decoded and resized by ``workers`` processes."""
+    def batches(self, batch_size: int) -> Iterator[torch.Tensor]:
+        """Yield (B, 3, S, S) batches in order; files are decoded and resized batch by batch."""
         if self._images is not None:
             for start in range(0, len(self), batch_size):
                 yield self._images[start : start + batch_size]
             return
-        loader = torch.utils.data.DataLoader(_Files(self.files, self.size), batch_size=batch_size,
-                                             num_workers=workers, shuffle=False,
-                                             worker_init_fn=_ignore_signals if workers else None)
-        iterator = iter(loader)
-        try:
-            yield from iterator
-        except GradvizError as exc:  # from a worker: keep the last line of the wrapped message
-            raise GradvizError(str(exc).strip().splitlines()[-1].split("GradvizError: ")[-1]) from None
-        finally:
-            del iterator  # the workers stop now, not when the interpreter exits
-
-
-def _ignore_signals(worker_id: int) -> None:
-    """In a decoding worker: leave Ctrl-C, SIGTERM and SIGHUP to the main process, which stops the
-    workers and cleans up (a signal sent to the whole process group would otherwise kill them first)."""
-    import signal
-
-    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), signal.SIG_IGN)
+        # Decoded in this process: worker processes (num_workers > 0) are left for later, since a
+        # signal sent to the whole process group must then stop them cleanly too.
+        yield from torch.utils.data.DataLoader(_Files(self.files, self.size), batch_size=batch_size, shuffle=False)
 
 
 class _Files(torch.utils.data.Dataset):
@@ -312,6 +296,9 @@ def load_images(source: str | Path | None, size: int = 224, seed: int = 0, min_s
             raise GradvizError(f"image folder {path} holds no images; valid suffixes: {', '.join(sorted(IMAGE_SUFFIXES))}")
     elif path.is_file():
         files = [path]
+    elif path.exists():
+        raise GradvizError(f"{path} is neither a folder nor a regular file (a pipe or a device?); valid: an image "
+                           "folder or file")
     else:
         raise GradvizError(f"image folder or file not found: {path}")
     for f in files:

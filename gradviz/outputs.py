@@ -118,6 +118,8 @@ def _check_parent(out: Path, flag: str) -> None:
     """The nearest existing ancestor of ``out`` must be a writable folder."""
     parent = out.parent
     while not parent.exists():
+        if os.path.lexists(parent):
+            raise GradvizError(f"cannot create {flag} {out}: {parent} is a broken symbolic link")
         parent = parent.parent
     if not parent.is_dir():
         raise GradvizError(f"cannot create {flag} {out}: {parent} is a file, not a folder")
@@ -234,24 +236,33 @@ def _remove_empty(folders: list[Path]) -> None:
 
 
 @contextmanager
+def hold_signals() -> Iterator[None]:
+    """Hold back SIGINT, SIGTERM and SIGHUP in this thread; they are delivered when the block ends."""
+    blocked = hasattr(signal, "pthread_sigmask")
+    if blocked:
+        signal.pthread_sigmask(signal.SIG_BLOCK, _HELD_SIGNALS)
+    try:
+        yield
+    finally:
+        if blocked:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD_SIGNALS)
+
+
+@contextmanager
 def _committing(parent: Path) -> Iterator[None]:
     """Hold the lock on ``parent`` and hold back interrupting signals while an output is renamed in."""
     fd = os.open(parent, os.O_RDONLY)
-    blocked = hasattr(signal, "pthread_sigmask")
     try:
-        if blocked:
-            signal.pthread_sigmask(signal.SIG_BLOCK, _HELD_SIGNALS)
-        try:
-            import fcntl
+        with hold_signals():
+            try:
+                import fcntl
 
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except (ImportError, OSError):  # no flock on this platform or file system: rename alone
-            pass
-        yield
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except (ImportError, OSError):  # no flock on this platform or file system: rename alone
+                pass
+            yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock
-        if blocked:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD_SIGNALS)
 
 
 def _write_manifest(folder: Path, command: str) -> None:
@@ -287,7 +298,10 @@ def atomic_dir(out: str | os.PathLike, inputs: Iterable = (), command: str = "",
         _remove_empty(created)
         raise GradvizError(f"cannot write {flag} {out}: {exc.strerror}") from exc
     try:
-        yield tmp
+        try:
+            yield tmp
+        except OSError as exc:  # a full disk, a quota: name the output, not the temporary file
+            raise GradvizError(f"cannot write {flag} {out}: {exc.strerror or exc}") from exc
         _write_manifest(tmp, command)
         _apply_umask(tmp)
         with _committing(out.parent):
@@ -328,7 +342,10 @@ def atomic_files(paths: Iterable[str | os.PathLike], guard: bool = False, flag: 
                 raise GradvizError(f"cannot write {flag} {path}: {exc.strerror}") from exc
             os.close(fd)
             tmps.append(Path(name))
-        yield tmps
+        try:
+            yield tmps
+        except OSError as exc:  # a full disk, a quota: name the output, not the temporary file
+            raise GradvizError(f"cannot write {flag} {paths[0]}: {exc.strerror or exc}") from exc
         for tmp in tmps:
             _apply_umask(tmp)
         with _committing(paths[0].parent):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import platform
 from dataclasses import dataclass, field
 from collections.abc import Sequence
+from contextlib import closing
 from pathlib import Path
 
 import torch
@@ -156,7 +157,6 @@ def measure(
     seed: int = 0,
     progress: bool | None = None,
     alpha: float = 0.05,
-    workers: int = 0,
 ) -> list[LayerResult]:
     """Gradients of every layer's objective for every image, accumulated into spectra and metrics.
 
@@ -173,8 +173,9 @@ def measure(
     examples: dict[str, torch.Tensor] = {}
     image_set = images if isinstance(images, ImageSet) else ImageSet(images, [""] * images.shape[0])
     start = 0
-    with tqdm(total=len(image_set), desc="gradients", unit="img", disable=None if progress is None else not progress) as bar:
-        for batch in image_set.batches(batch_size, workers):
+    bar = tqdm(total=len(image_set), desc="gradients", unit="img", disable=None if progress is None else not progress)
+    with bar, closing(image_set.batches(batch_size)) as batches:  # closed here on an error, not at exit
+        for batch in batches:
             batch = batch.to(device)
             if source == "gradient":
                 grads = input_gradients(model, batch, {s.name: s.objective for s in specs})
@@ -376,7 +377,6 @@ def build_report(
     seed: int = 0,
     progress: bool | None = None,
     alpha: float = 0.05,
-    workers: int = 0,
 ) -> Report:
     """Measure ``model`` on ``image_set`` and return a :class:`Report` (nothing is written).
 
@@ -387,7 +387,7 @@ def build_report(
         raise GradvizError(f"batch size must be >= 1, got {batch_size}")
     check_finite_parameters(model)
     size = image_set.size
-    check_report_fits(model, size, batch_size, len(layers) if layers else DEFAULT_LAYER_COUNT)
+    check_report_fits(model, size, min(batch_size, len(image_set)), len(layers) if layers else DEFAULT_LAYER_COUNT)
     top = total_stride(model, size)
     if size < top:
         raise GradvizError(f"images of {size} px are smaller than the network's stride {top}")
@@ -398,7 +398,7 @@ def build_report(
         if not include_logits and layers is None:
             notes.append("the classifier is untrained (features-only weights): logits left out (--logits adds them)")
     specs = plan_layers(model, layers, size, objective, channel_index, include_logits)
-    results = measure(model, image_set, specs, source, batch_size, seed, progress, alpha, workers)
+    results = measure(model, image_set, specs, source, batch_size, seed, progress, alpha)
     for r in results:
         if r.metrics.zero_gradient:
             notes.append(f"{r.name}: the gradient is zero for every image, so there is nothing to measure "

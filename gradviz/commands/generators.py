@@ -33,10 +33,12 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def generator_bytes(width: int, blocks: int, samples: int, latent: int = LATENT) -> float:
-    """Rough memory of one design: weights (4x4 kernels, channels halving), one batch's activations, the samples."""
+def generator_bytes(width: int, blocks: int, samples: int, latent: int = LATENT, final_kernel: int = 0) -> float:
+    """Rough memory of one design: weights (4x4 kernels, channels halving, and a final m x m layer),
+    one batch's activations, the samples."""
     side = 4 * 2**blocks
     weights = latent * width * 16 + sum((width >> i) * (width >> (i + 1)) * 16 for i in range(blocks))
+    weights += max(width >> blocks, 3) * 3 * final_kernel**2
     activations = width * 16 + sum((width >> (i + 1)) * (4 * 2 ** (i + 1)) ** 2 for i in range(blocks))
     return BYTES_PER_VALUE * (weights + min(samples, SAMPLE_BATCH) * activations + samples * 3 * side * side)
 
@@ -44,11 +46,10 @@ def generator_bytes(width: int, blocks: int, samples: int, latent: int = LATENT)
 def run(args: argparse.Namespace) -> int:
     check_out_dir(args.out)
     designs = args.upsample
-    for d in designs:
-        parse_design(d)
-    check_memory(generator_bytes(args.width, args.blocks, args.samples), "cpu",
+    final = max(parse_design(d).final_kernel for d in designs)
+    check_memory(generator_bytes(args.width, args.blocks, args.samples, final_kernel=final), "cpu",
                  f"a generator of width {args.width} with {args.blocks} blocks and {args.samples} samples",
-                 "choose a smaller --width, --blocks or --samples")
+                 "choose a smaller --width, --blocks, --samples or final kernel")
     results = measure_generators(designs, args.samples, args.seed, args.blocks, args.width)
     with atomic_dir(args.out, command="generators") as tmp:
         write_json(tmp / "metrics.json", [r.to_dict() for r, _ in results])

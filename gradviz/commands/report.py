@@ -38,8 +38,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--alpha", type=argtypes.float_range(0, 0.5, lo_open=True), default=0.05, help="level of the grid verdicts, in (0, 0.5] (default: 0.05)")
     p.add_argument("--noise-images", type=argtypes.int_range(0, 10_000), default=0,
                    help="with the built-in images, add this many seeded uniform-noise images (default: 0)")
-    p.add_argument("--workers", type=argtypes.int_range(0, 64), default=0,
-                   help="processes that decode and resize image files (default: 0, in this process)")
     p.add_argument("--device", type=argtypes.device, default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N (default: auto)")
     p.add_argument("--out", required=True,
                    help="output folder: new, empty, or one gradviz wrote (replaced atomically; anything else is refused)")
@@ -52,10 +50,12 @@ def run(args: argparse.Namespace) -> int:
     if args.images is not None and args.noise_images:
         raise GradvizError("--noise-images adds noise images to the built-in set only; valid: without --images")
     model = load_model(args.model, args.weights, seed=args.seed, device=args.device)
-    held = len(SKIMAGE_PHOTOS) + len(SKIMAGE_GREY) + args.noise_images if args.images is None else 0
-    check_report_fits(model, args.size, args.batch_size, len(args.layers) if args.layers else DEFAULT_LAYER_COUNT, held)
+    n_layers = len(args.layers) if args.layers else DEFAULT_LAYER_COUNT
+    if args.images is None:  # the built-in set is held in memory: checked before it is made
+        held = len(SKIMAGE_PHOTOS) + len(SKIMAGE_GREY) + args.noise_images
+        check_report_fits(model, args.size, min(args.batch_size, held), n_layers, held)
     images = load_images(args.images, size=args.size, seed=args.seed, noise=args.noise_images,
-                         min_size=total_stride(model, STRIDE_PROBE_SIZE))
+                         min_size=total_stride(model, STRIDE_PROBE_SIZE))  # files: headers only, pixels later
     report = build_report(
         model,
         images,
@@ -67,7 +67,6 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         seed=args.seed,
         alpha=args.alpha,
-        workers=args.workers,
     )
     out = write_report(report, args.out, inputs=inputs)
     print(f"wrote {out}/report.md ({len(report.layers)} layers, {report.n_images} images, {report.device})")
