@@ -26,7 +26,7 @@ from gradviz.budget import check_image_size, check_memory, report_bytes
 from gradviz.models import check_finite_parameters, model_device
 from gradviz.objectives import Objective, channel, class_logit, deepdream, layer_mean
 from gradviz.outputs import atomic_dir, write_json
-from gradviz.spectrum import CheckerboardMetrics, SpectrumAccumulator, radial_profile
+from gradviz.spectrum import CheckerboardMetrics, NonFiniteGradient, SpectrumAccumulator, radial_profile
 from gradviz.taps import LOGITS, downsampling_stages, layer_table, resolve_layer, total_stride
 
 # Objectives a report can put on each layer; the logits always use the top logit.
@@ -182,12 +182,12 @@ def measure(
             else:
                 grads = {s.name: attribution(model, batch, s.objective, source, seed + start) for s in specs}
             for name, g in grads.items():
-                if not bool(torch.isfinite(g).all()):
-                    bad = [image_set.names[start + i] or str(start + i) for i in range(g.shape[0])
-                           if not bool(torch.isfinite(g[i]).all())]
-                    raise GradvizError(f"the gradient at layer {name} is NaN or infinite for image {bad[0]} "
-                                       f"({len(bad)} of this batch): the model's output is not finite there")
-                accs[name].add(g)
+                try:
+                    accs[name].add(g)
+                except NonFiniteGradient as exc:
+                    first = image_set.names[start + exc.bad[0]] or str(start + exc.bad[0])
+                    raise GradvizError(f"the gradient at layer {name} is NaN or infinite for image {first} "
+                                       f"({len(exc.bad)} of this batch): the model's output is not finite there") from None
                 examples.setdefault(name, g[0].detach().cpu())
             start += batch.shape[0]
             bar.update(batch.shape[0])

@@ -149,6 +149,14 @@ class CheckerboardMetrics:
         return json_ready(d)
 
 
+class NonFiniteGradient(ValueError):
+    """A gradient with NaN or infinite values; ``bad`` holds the indices of those images in the batch."""
+
+    def __init__(self, bad: list[int]):
+        super().__init__(f"the gradient holds NaN or infinite values (images {bad} of the batch)")
+        self.bad = bad
+
+
 def _check_stride(stride: int) -> int:
     if isinstance(stride, bool) or int(stride) != stride or stride < 1:
         raise ValueError(f"stride must be a positive integer, got {stride!r}")
@@ -243,8 +251,9 @@ class SpectrumAccumulator:
             raise ValueError(
                 f"gradient shape {(c, h, w)} differs from the first one {tuple(self.grad_sum.shape)}"
             )
-        if not bool(torch.isfinite(g).all()):
-            raise ValueError("the gradient holds NaN or infinite values")
+        finite = torch.isfinite(g).flatten(1).all(1)
+        if not bool(finite.all()):
+            raise NonFiniteGradient([i for i, ok in enumerate(finite.tolist()) if not ok])
         s = self.stride
         centred = g - g.mean(dim=(-2, -1), keepdim=True)
         energy_per_image = centred.square().sum((1, 2, 3))

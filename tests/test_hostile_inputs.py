@@ -25,6 +25,7 @@ import tifffile
 import torch
 from PIL import Image
 
+from conftest import write_noise_photos
 from gradviz.cli import join_negative_values, main
 from gradviz.errors import GradvizError
 from gradviz.images import load_images, read_image
@@ -578,11 +579,7 @@ def test_an_empty_folder_keeps_its_permissions(project, capsys):
 
 
 def test_sigterm_to_the_process_group_while_reading_images(tmp_path):
-    folder = tmp_path / "many"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(48):
-        Image.fromarray(rng.integers(0, 255, (72, 72, 3), dtype=np.uint8)).save(folder / f"{i:02d}.png")
+    write_noise_photos(tmp_path / "many", 48, (72, 72))
     proc = subprocess.Popen([sys.executable, "-m", "gradviz.cli", *REPORT, "--images", "many", "--batch-size", "2",
                              "--out", "out"], cwd=tmp_path, stderr=subprocess.PIPE, text=True, start_new_session=True)
     time.sleep(4.0)  # imports done, images being read and measured (the run takes longer than this)

@@ -7,6 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import write_noise_photos
 from gradviz.cli import main
 from gradviz.images import builtin_images
 from gradviz.models import build_architecture, load_model
@@ -20,12 +21,7 @@ REQUIRED = {"name", "stride", "objective", "lattice_fraction", "null_fraction", 
 
 @pytest.fixture()
 def photos(tmp_path):
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(3):
-        Image.fromarray(rng.integers(0, 255, (70, 80, 3), dtype=np.uint8)).save(folder / f"p{i}.png")
-    return folder
+    return write_noise_photos(tmp_path / "photos", 3, (70, 80), prefix="p")
 
 
 def test_report_writes_json_markdown_and_figures(tmp_path, photos):
