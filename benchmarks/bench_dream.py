@@ -4,7 +4,7 @@ Lucent runs twice per repeat: on the network as a Lucent user loads it (torchvis
 requiring gradients) and on gradviz's frozen copy of the same weights (Lucent's best case). All get the same objective (mean of
 one channel of a mid layer), the same image size, the same number of Adam steps (lr 0.05), and
 Lucid's standard transforms (pad 12, jitter 8, scale 0.9..1.1, rotate ±10°, jitter 4), each in its
-own implementation (Lucent: kornia; gradviz: gradviz.transforms.lucid_transforms). Parameterisation:
+own implementation (Lucent: kornia; gradviz: gradviz.optvis.transforms.lucid_transforms). Parameterisation:
 plain pixels on both sides (Lucent: ``param.image(size, fft=False, decorrelate=False)``, which adds a
 sigmoid; gradviz clamps). gradviz's per-step checkerboard metrics are switched off (Lucent has none).
 
@@ -27,12 +27,13 @@ from pathlib import Path
 
 import torch
 
-from gradviz.models import load_model, resolve_device
-from gradviz.objectives import channel
-from gradviz.outputs import write_json
-from gradviz.parameterization import start_images
-from gradviz.transforms import lucid_transforms
-from gradviz.visualize import ADAM_LR, DreamSettings, dream
+from gradviz.core.models import load_model, resolve_device
+from gradviz.core.objectives import channel
+from gradviz.io.outputs import write_json
+from gradviz.optvis.parameterization import start_images
+from gradviz.optvis.transforms import lucid_transforms
+from gradviz.optvis.dream import DreamSettings, dream
+from gradviz.optvis.optimizers import ADAM_LR
 
 DEFAULT_WEIGHTS = "../shared/weights/vgg16_features_imagenet.pth"
 LAYER, CHANNEL = "features.22", 12  # VGG16 relu4_3, a mid layer (stride 8)

@@ -31,10 +31,10 @@ OUT = Path(__file__).resolve().parent / "results" / "image_memory_cpu.json"
 CHILD = r"""
 import resource, sys, torch
 torch.set_num_threads(1)
-from gradviz.images import load_images, read_image, resize_square
-from gradviz.models import load_model
-from gradviz.objectives import deepdream
-from gradviz.gradients import input_gradients
+from gradviz.io.images import load_images, read_image, resize_square
+from gradviz.core.models import load_model
+from gradviz.core.objectives import deepdream
+from gradviz.core.gradients import input_gradients
 mode, folder, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
 model = load_model("resnet18", "random", seed=0, device="cpu")
 if mode == "gradviz":

@@ -24,11 +24,12 @@ from pathlib import Path
 import torch
 from captum.attr import Saliency
 
-from gradviz.images import builtin_images
-from gradviz.models import load_model, resolve_device
+from gradviz.io.images import builtin_images
+from gradviz.core.models import load_model, resolve_device
+from gradviz.core.layermap import layer_map
 from gradviz.report import measure, plan_layers
 from gradviz.spectrum import SpectrumAccumulator
-from gradviz.taps import Taps
+from gradviz.core.taps import Taps
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1].parent / "shared" / "weights" / "vgg16_features_imagenet.pth"
 
@@ -63,12 +64,13 @@ def peak_rss_mb(n_images: int, args) -> float:
     """Peak resident memory of a child process that runs the gradient stage on ``n_images``."""
     code = (
         "import resource, torch\n"
-        "from gradviz.images import builtin_images\n"
-        "from gradviz.models import load_model\n"
+        "from gradviz.io.images import builtin_images\n"
+        "from gradviz.core.models import load_model\n"
+        "from gradviz.core.layermap import layer_map\n"
         "from gradviz.report import measure, plan_layers\n"
         f"m = load_model('{args.model}', {args.weights!r}, device='{args.device}')\n"
         f"x = builtin_images({args.size}, noise={n_images}).images[-{n_images}:]\n"
-        f"measure(m, x, plan_layers(m, None, {args.size}, include_logits=False), batch_size={args.batch_size}, progress=False)\n"
+        f"measure(m, x, plan_layers(m, None, layer_map(m, {args.size}), include_logits=False), batch_size={args.batch_size}, progress=False)\n"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
@@ -92,7 +94,7 @@ def main() -> None:
 
     model = load_model(args.model, args.weights, device=device)
     images = builtin_images(args.size).images[: args.images].to(device)
-    specs = plan_layers(model, None, args.size, include_logits=False)
+    specs = plan_layers(model, None, layer_map(model, args.size), include_logits=False)
     print(f"{args.model} ({model.weights}), {images.shape[0]} images at {args.size} px, device {device}, "
           f"{torch.get_num_threads()} threads; layers: {', '.join(s.name for s in specs)}")
 

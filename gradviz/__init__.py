@@ -14,9 +14,18 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "CheckerboardMetrics": "gradviz.spectrum",
     "GradvizError": "gradviz.errors",
+    "LayerMap": "gradviz.core.layermap",
+    "Report": "gradviz.report",
     "SpectrumAccumulator": "gradviz.spectrum",
+    "Taps": "gradviz.core.taps",
+    "build_report": "gradviz.report",
     "checkerboard_metrics": "gradviz.spectrum",
+    "input_gradient": "gradviz.core.gradients",
+    "input_gradients": "gradviz.core.gradients",
+    "layer_map": "gradviz.core.layermap",
+    "load_model": "gradviz.core.models",
     "radial_profile": "gradviz.spectrum",
+    "write_report": "gradviz.report.render",
 }
 
 __all__ = sorted(_EXPORTS)

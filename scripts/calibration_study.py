@@ -1,6 +1,6 @@
 """How well the grid tests are calibrated: false positives on grid-free fields, power on planted grids.
 
-Fields (gradviz.synthetic.FIELDS): white, 1/f, 1/f^2, 1/f^3, Gaussian-blurred (sigma 2), blue (the
+Fields (gradviz.spectrum.synthetic.FIELDS): white, 1/f, 1/f^2, 1/f^3, Gaussian-blurred (sigma 2), blue (the
 Laplacian of white noise) and heavy-tailed (Student-t, 3 degrees of freedom, shaped 1/f); every field is
 a batch of --images maps of 3 channels at --size px, drawn larger and cropped so it is not periodic.
 For each kind and period S = 2 .. 32, --fields batches; then grids holding 1e-3 and 1e-4 of the energy
@@ -20,9 +20,9 @@ from pathlib import Path
 
 import torch
 
-from gradviz.calibration import calibrate, power
-from gradviz.outputs import atomic_dir, json_ready, write_json
-from gradviz.synthetic import FIELDS
+from gradviz.spectrum.calibration import calibrate, power
+from gradviz.io.outputs import atomic_dir, json_ready, write_json
+from gradviz.spectrum.synthetic import FIELDS
 
 STRIDES = (2, 4, 8, 16, 32)
 

@@ -24,10 +24,11 @@ from pathlib import Path
 
 import torch
 
-from gradviz.compare import Comparison, compare_variants, write_report
-from gradviz.images import SKIMAGE_PHOTOS, ImageSet, builtin_images
-from gradviz.models import load_model, resolve_device
-from gradviz.outputs import write_json
+from gradviz.downsampling.compare import Comparison, compare_variants
+from gradviz.downsampling.render import write_comparison
+from gradviz.io.images import SKIMAGE_PHOTOS, ImageSet, builtin_images
+from gradviz.core.models import load_model, resolve_device
+from gradviz.io.outputs import write_json
 
 VGG_STUDY_VARIANTS = ["maxpool", "stride", "avgpool", "blurpool3", "blurpool5", "relaxed"]
 RESNET_STUDY_VARIANTS = ["stride", "blurpool4", "blurpool4-stem"]
@@ -104,7 +105,7 @@ def plot_overview(summary: dict[str, dict], path: Path) -> None:
     1 = no line) and the high-frequency off-lattice share of the energy (bottom)."""
     import matplotlib.pyplot as plt
 
-    from gradviz.plots import save_figure
+    from gradviz.io.plotting import save_figure
 
     fig, axes = plt.subplots(2, len(summary), figsize=(3.2 * len(summary), 5.2), squeeze=False)
     for col, (arch, info) in enumerate(summary.items()):
@@ -216,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
             comp = compare_variants(model, variants, images, seed=seed)
             if seed == args.seed:
                 stages = [s.layer for s in comp.variants[0].stages]
-                write_report(comp, out / arch, stage_figures=[stages[1], stages[-1]], dpi=FIGURE_DPI)
+                write_comparison(comp, out / arch, stage_figures=[stages[1], stages[-1]], dpi=FIGURE_DPI)
             per_seed.append(headline(comp))
         timings[arch] = time.perf_counter() - start
         models[arch] = {

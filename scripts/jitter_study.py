@@ -8,7 +8,7 @@ For each condition and each seed (the seed sets the start image, the jitter draw
 ResNet50, the weights) the accumulated update ``x_final - x_start`` is measured with the calibrated
 ``checkerboard_metrics`` at the layer's stride. Per condition: mean ± sd over seeds of the octave
 excess (1 = no grid) and the fraction of seeds with a detected grid. References at the start image:
-the plain gradient and the exact shift average (``shift_averaged_gradient``).
+the plain gradient and the exact shift average (``gradviz.optvis.reference.shift_averaged_gradient``).
 
 Part 2, **law** (``--part law``). At a fixed image (no update) and a fixed layer, the input gradient
 is computed at every roll ``δ`` in ``[-dmax, dmax]^2`` and unrolled, ``g_δ = roll(∇f(roll(x, δ)), -δ)``.
@@ -21,7 +21,7 @@ i.e. the energy of what the averaged gradient has beyond the shift average, rela
 no-jitter gradient. It is measured three ways per seed: with N actual draws of RandomRoll(d)
 (nested: the first N of 64 draws), with the exact expectation over the draws given the image
 (computed from every shift in [-d, d]^2), and predicted by the jitter law
-(gradviz.jitter_law) with the bins weighted by the no-jitter grid energy ``|g_0 - H|^2``.
+(gradviz.optvis.jitter_law) with the bins weighted by the no-jitter grid energy ``|g_0 - H|^2``.
 
 Writes figures/jitter/jitter_study.json (every number), figures/jitter/<model>_panels.png,
 figures/jitter/<model>_octaves.png and figures/jitter/jitter_law.png.
@@ -45,16 +45,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from gradviz.gradients import input_gradient  # noqa: E402
-from gradviz.jitter_law import predicted_kept_fraction  # noqa: E402
-from gradviz.models import load_model  # noqa: E402
-from gradviz.objectives import deepdream  # noqa: E402
-from gradviz.outputs import write_json  # noqa: E402
-from gradviz.parameterization import GREY, NOISE_STD, start_images  # noqa: E402
-from gradviz.plots import plot_gradient_map, plot_image, save_figure  # noqa: E402
+from gradviz.core.gradients import input_gradient  # noqa: E402
+from gradviz.optvis.jitter_law import predicted_kept_fraction  # noqa: E402
+from gradviz.core.models import load_model  # noqa: E402
+from gradviz.core.objectives import deepdream  # noqa: E402
+from gradviz.io.outputs import write_json  # noqa: E402
+from gradviz.optvis.parameterization import GREY, NOISE_STD, start_images  # noqa: E402
+from gradviz.io.plotting import plot_gradient_map, plot_image, save_figure  # noqa: E402
 from gradviz.spectrum import checkerboard_metrics, period_map  # noqa: E402
-from gradviz.transforms import RandomRoll, roll, unroll  # noqa: E402
-from gradviz.visualize import DreamSettings, dream, objective_stride, shift_averaged_gradient  # noqa: E402
+from gradviz.optvis.transforms import RandomRoll, roll, unroll  # noqa: E402
+from gradviz.optvis.dream import DreamSettings, dream, objective_stride  # noqa: E402
+from gradviz.optvis.reference import shift_averaged_gradient  # noqa: E402
 
 VGG16_WEIGHTS = "../shared/weights/vgg16_features_imagenet.pth"
 # (model, weights, layer): one stride-8 layer per model (conv4_3 after ReLU; ResNet50's layer2).

@@ -15,10 +15,11 @@ import argparse
 import statistics
 from pathlib import Path
 
-from gradviz.images import builtin_images
-from gradviz.models import load_model
-from gradviz.outputs import json_ready
-from gradviz.report import build_report, write_report
+from gradviz.io.images import builtin_images
+from gradviz.core.models import load_model
+from gradviz.io.outputs import json_ready
+from gradviz.report import build_report
+from gradviz.report.render import write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 

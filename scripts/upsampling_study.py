@@ -17,6 +17,7 @@ Mann-Whitney U test.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import math
@@ -27,11 +28,21 @@ from pathlib import Path
 
 import torch
 
-from gradviz.gan import FIRST_LAYERS, PERIOD, GanSettings, measure_discriminator, pick_patches, photo_patches, plot_gradients, plot_training, train_gan
-from gradviz.generators import GeneratorResult, measure_generator, plot_samples, sample_images
-from gradviz.outputs import atomic_dir, refresh_manifest, write_json
-from gradviz.overlap import analyse_overlap, plot_overlap, stack
+from gradviz.io.outputs import atomic_dir, refresh_manifest, write_json
 from gradviz.spectrum import checkerboard_metrics
+from gradviz.upsampling.discriminators import FIRST_LAYERS, PERIOD, measure_discriminator, photo_patches, pick_patches
+from gradviz.upsampling.gan import GanSettings, describe_optimiser, train_gan
+from gradviz.upsampling.generators import GeneratorResult, measure_generator, sample_images
+from gradviz.upsampling.overlap import analyse_overlap, overlap_prefixes, stack
+from gradviz.upsampling.render import (
+    excess_figure,
+    gan_final_figure,
+    plot_gradients,
+    plot_overlap,
+    plot_samples,
+    plot_training,
+    save_png,
+)
 
 OVERLAP_CASES = {
     "k3 s2": stack(3, 2),
@@ -53,6 +64,13 @@ DESIGNS = [
 ]
 GRID_DESIGNS = ["deconv3", "deconv4", "deconv4-last2", "deconv4-last1", "subpixel", "subpixel-icnr", "nearest", "bilinear"]
 GAN_FIRST_LAYERS = ["stride2", "conv+pool"]
+GAN_GENERATOR = "nearest"
+# The stack drawn in overlap.png.
+OVERLAP_FIGURE = stack(3, 2, layers=2, final=2)
+# Samples of each trained generator in gan_samples.png, and the seed of their latents.
+GAN_SAMPLES, GAN_SAMPLES_SEED = 64, 123
+# Real patches measured as a reference are drawn with seeds REAL_SEED_OFFSET + seed.
+REAL_SEED_OFFSET = 1000
 
 
 def spread(values: list[float]) -> dict:
@@ -107,7 +125,7 @@ def permutation_test(a: list[float], b: list[float]) -> dict:
 
 
 def mann_whitney(a: list[float], b: list[float]) -> dict:
-    from scipy.stats import mannwhitneyu
+    from scipy.stats import mannwhitneyu  # scipy only for this test: imported when the GAN part runs
 
     r = mannwhitneyu(a, b, alternative="two-sided", method="exact")
     return {"test": "exact two-sided Mann-Whitney U", "U": float(r.statistic), "p_value": float(r.pvalue)}
@@ -120,7 +138,7 @@ def compare(a: list[float], b: list[float]) -> dict:
 def overlap_part(out, study: dict, lines: list[str]) -> None:
     reports = {name: analyse_overlap(layers).to_dict() for name, layers in OVERLAP_CASES.items()}
     study["overlap"] = reports
-    plot_overlap(stack(3, 2, layers=2, final=2), out / "overlap.png")
+    plot_overlap(overlap_prefixes(OVERLAP_FIGURE), out / "overlap.png")
     lines += ["## Overlap (exact arithmetic)", "",
               "| stack | period | pattern | max/min 1D | max/min 2D | lines abs(C[q])/C[0] | 2D non-DC/DC power |",
               "|---|---|---|---|---|---|---|"]
@@ -146,12 +164,13 @@ def generator_part(out, study: dict, lines: list[str], seeds: list[int], samples
         print(f"  {design:16s} lattice excess {fmt(rows[design]['lattice_excess'])} "
               f"detected {rows[design]['grid_detected']}/{len(seeds)}", file=sys.stderr)
     grid.sort(key=lambda rg: GRID_DESIGNS.index(rg[0].design))
+    size, period = grid[0][0].image_size, grid[0][0].metrics.stride
     plot_samples(grid, out / "generators.png", title=f"generator samples at initialisation, seed {seeds[0]}")
-    plot_excess({d: r for d, r in rows.items()}, out / "generators_excess.png",
-                f"generators at initialisation: outputs, period 8, {len(seeds)} seeds (one dot per seed)")
-    study["generators"] = {"seeds": seeds, "samples": samples, "image_size": 32, "period": 8, "designs": rows}
+    save_png(excess_figure(rows, f"generators at initialisation: outputs, period {period}, {len(seeds)} seeds "
+                                 "(one dot per seed)"), out / "generators_excess.png")
+    study["generators"] = {"seeds": seeds, "samples": samples, "image_size": size, "period": period, "designs": rows}
     lines += ["## Generators at initialisation", "",
-              f"32x32 RGB outputs, period 8, {samples} latent vectors per seed, seeds {seeds}; mean ± sd over seeds. "
+              f"{size}x{size} RGB outputs, period {period}, {samples} latent vectors per seed, seeds {seeds}; mean ± sd over seeds. "
               "Excess = power of the lattice bins over their local background (1 = no grid).", "",
               TABLE_HEAD[0].format("design"), TABLE_HEAD[1]]
     for design, r in rows.items():
@@ -165,13 +184,13 @@ def discriminator_part(out, study: dict, lines: list[str], seeds: list[int], n_i
         runs = []
         for seed in seeds:
             images = pick_patches(n_images, seed)
-            m, grad = measure_discriminator(first, images, seed=seed)
-            runs.append(m.to_dict())
+            result = measure_discriminator(first, images, seed=seed)
+            runs.append(result.metrics.to_dict())
             if seed == seeds[0]:
-                shown[first] = grad
+                shown[first] = result
         rows[first] = {"runs": runs, **summarise(runs)}
         print(f"  {first:14s} lattice excess {fmt(rows[first]['lattice_excess'])}", file=sys.stderr)
-    plot_gradients(shown, out / "discriminator.png")
+    plot_gradients(list(shown.values()), out / "discriminator.png")
     study["discriminator"] = {"seeds": seeds, "images": n_images, "period": PERIOD, "first_layers": rows}
     lines += ["## Discriminator input gradients at initialisation", "",
               f"{n_images} photo patches (32x32) per seed (drawn with the seed), period {PERIOD}, seeds {seeds}; "
@@ -180,40 +199,6 @@ def discriminator_part(out, study: dict, lines: list[str], seeds: list[int], n_i
     for first, r in rows.items():
         lines.append(table_row(first, r, len(seeds)))
     lines.append("")
-
-
-def plot_excess(rows: dict, path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = list(rows)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 0.32 * len(names) + 1.6), sharey=True)
-    def period2_significant(run: dict) -> bool:
-        m = run.get("metrics", run)
-        return m["octave_p_adjusted"][0] < m.get("alpha", 0.05)
-
-    panels = [(axes[0], "lattice_excess", "lattice excess, all periods (no test of its own)", None),
-              (axes[1], "period2_excess", "period-2 excess (filled: its Holm-adjusted p < 0.05)", period2_significant)]
-    for ax, key, label, significant in panels:
-        for i, name in enumerate(names):
-            vals = rows[name][key]["values"]
-            for v, run in zip(vals, rows[name]["runs"]):
-                filled = significant is None or significant(run)
-                ax.plot(v, i, "o", ms=4, color="C0", mfc="C0" if filled else "white", alpha=0.8)
-            ax.plot(rows[name][key]["mean"], i, "|", ms=12, color="k")
-        ax.axvline(1.0, color="grey", ls=":")
-        ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        ax.set_xlabel(label + "; 1 = no grid, bar = mean", fontsize=8)
-        ax.set_yticks(range(len(names)), names, fontsize=8)
-        ax.invert_yaxis()
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
 
 
 def run_summary(r, steps: int) -> dict:
@@ -255,55 +240,18 @@ GAN_KEYS = [
 ]
 
 
-def plot_gan_final(summ: dict, real: dict, path, steps: int) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    panels = [("g_p2_end", f"G outputs: period-2 excess at step {steps}", "g_p2_end_p_adjusted"),
-              ("g_p2_second_half_geomean", "G outputs: period-2 excess,\ngeometric mean over 2nd half (no test)", None),
-              ("d_p2_end", f"D gradient on G outputs:\nperiod-2 excess at step {steps}", "d_p2_end_p_adjusted")]
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.6))
-    for ax, (key, title, p_key) in zip(axes, panels):
-        for c, (first, runs) in enumerate(summ.items()):
-            vals = [r[key] for r in runs]
-            xs = [c + 0.08 * (i - 2) for i in range(len(vals))]
-            for x, v, r in zip(xs, vals, runs):
-                filled = p_key is not None and r[p_key] < 0.05
-                ax.plot([x], [v], "o", ms=6, color=f"C{c}", mfc=f"C{c}" if filled else "white", zorder=3)
-            ax.plot([c - 0.25, c + 0.25], [math.exp(statistics.fmean(map(math.log, vals)))] * 2, color="k")
-        if key.startswith("g_"):
-            m, s = real["period2_excess"]["mean"], real["period2_excess"]["sd"]
-            ax.axhspan(m - s, m + s, color="green", alpha=0.15, label="real patches, mean ± sd")
-            ax.legend(fontsize=7, loc="lower right")
-        ax.axhline(1.0, color="grey", ls=":")
-        ax.set_xticks(range(len(summ)), [f"D {f}" for f in summ])
-        ax.set_xlim(-0.6, len(summ) - 0.4)
-        ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
-        ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
-        ax.set_title(title, fontsize=9)
-    fig.suptitle("GAN with a nearest resize-conv generator: one dot per seed (filled: the period-2 line's Holm-adjusted "
-                 "p < 0.05), bar = geometric mean, dotted = no grid", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-
-
 def gan_part(out, study: dict, lines: list[str], seeds: list[int], steps: int, eval_every: int, eval_samples: int) -> None:
     data = photo_patches()
-    real_runs = [checkerboard_metrics(pick_patches(eval_samples, 1000 + s), 8).to_dict() for s in seeds]
+    real_runs = [checkerboard_metrics(pick_patches(eval_samples, REAL_SEED_OFFSET + s), PERIOD).to_dict() for s in seeds]
     real = summarise(real_runs)
     results, finals, summ = {}, [], {}
     partial: dict = {}
+    base = GanSettings(generator=GAN_GENERATOR, steps=steps, eval_every=eval_every, eval_samples=eval_samples)
     for first in GAN_FIRST_LAYERS:
         results[first], summ[first] = [], []
         for seed in seeds:
             t0 = time.time()
-            settings = GanSettings(first_layer=first, generator="nearest", steps=steps, eval_every=eval_every,
-                                   eval_samples=eval_samples, seed=seed)
-            result, gen = train_gan(settings, data, progress=False)
+            result, gen = train_gan(dataclasses.replace(base, first_layer=first, seed=seed), data, progress=False)
             results[first].append(result)
             summ[first].append(run_summary(result, steps))
             s = summ[first][-1]
@@ -316,12 +264,12 @@ def gan_part(out, study: dict, lines: list[str], seeds: list[int], steps: int, e
             if seed == seeds[0]:
                 finals.append((first, gen))
     plot_training(results, out / "gan_training.png")
-    plot_gan_final(summ, real, out / "gan_final.png", steps)
+    save_png(gan_final_figure(summ, real, steps), out / "gan_final.png")
     grid = []
     for first, gen in finals:
-        images = sample_images(gen, 64, seed=123)
-        m = checkerboard_metrics(images, 8)
-        grid.append((GeneratorResult(f"D {first}, step {steps}", seeds[0], 64, 32, m), images))
+        images = sample_images(gen, GAN_SAMPLES, seed=GAN_SAMPLES_SEED)
+        m = checkerboard_metrics(images, gen.period)
+        grid.append((GeneratorResult(f"D {first}, step {steps}", seeds[0], GAN_SAMPLES, images.shape[-1], m), images))
     plot_samples(grid, out / "gan_samples.png", title=f"generator samples after {steps} training steps, seed {seeds[0]}")
     a, b = GAN_FIRST_LAYERS
     arms = {first: {key: spread([r[key] for r in runs if key in r]) for key, _ in GAN_KEYS if all(key in r for r in runs)}
@@ -333,17 +281,18 @@ def gan_part(out, study: dict, lines: list[str], seeds: list[int], steps: int, e
     tests = {key: compare([r[key] for r in summ[a]], [r[key] for r in summ[b]])
              for key, _ in GAN_KEYS if key in arms[a] and key in arms[b]}
     study["gan"] = {
-        "settings": {"generator": "nearest", "first_layers": GAN_FIRST_LAYERS, "seeds": seeds, "steps": steps,
-                     "batch": 32, "eval_every": eval_every, "eval_samples": eval_samples, "period": 8,
-                     "optimiser": "Adam 2e-4, betas 0.5/0.999, non-saturating loss", "g_width": 64, "d_width": 32},
-        "data": {"patches": len(data), "size": 32,
-                 "real_reference": {"samples_per_draw": eval_samples, "draw_seeds": [1000 + s for s in seeds], **real,
+        "settings": {"generator": base.generator, "first_layers": GAN_FIRST_LAYERS, "seeds": seeds, "steps": steps,
+                     "batch": base.batch, "eval_every": eval_every, "eval_samples": eval_samples, "period": PERIOD,
+                     "optimiser": describe_optimiser(), "g_width": base.g_width, "d_width": base.d_width},
+        "data": {"patches": len(data), "size": data.shape[-1],
+                 "real_reference": {"samples_per_draw": eval_samples, "draw_seeds": [REAL_SEED_OFFSET + s for s in seeds], **real,
                                     "runs": real_runs}},
         "per_run": summ, "arms": arms, "tests": {"comparison": f"{a} vs {b}", "primary": "g_p2_end", **tests},
         "runs": {first: [r.to_dict() for r in runs] for first, runs in results.items()},
     }
-    lines += [f"## GAN: generator nearest resize-conv, discriminator first layer {a} vs {b}", "",
-              f"{len(data)} photo patches (32x32), {steps} steps of batch 32, seeds {seeds}, {eval_samples} generator "
+    size = data.shape[-1]
+    lines += [f"## GAN: generator {base.generator} resize-conv, discriminator first layer {a} vs {b}", "",
+              f"{len(data)} photo patches ({size}x{size}), {steps} steps of batch {base.batch}, seeds {seeds}, {eval_samples} generator "
               f"samples per evaluation (every {eval_every} steps). Real patches ({eval_samples} per draw, {len(seeds)} draws): "
               f"period-2 excess {fmt(real['period2_excess'])}, lattice excess {fmt(real['lattice_excess'])}, "
               f"grid detected in {real['grid_detected']}/{len(seeds)} draws.", "",
@@ -374,10 +323,10 @@ def redraw(out: Path) -> int:
     """Redraw the figures that only need study.json (same data, no recomputation)."""
     study = json.loads((out / "study.json").read_text())
     gens = study["generators"]
-    plot_excess(gens["designs"], out / "generators_excess.png",
-                f"generators at initialisation: outputs, lattice period 8, {len(gens['seeds'])} seeds (one dot per seed)")
+    save_png(excess_figure(gens["designs"], f"generators at initialisation: outputs, lattice period {gens['period']}, "
+                                            f"{len(gens['seeds'])} seeds (one dot per seed)"), out / "generators_excess.png")
     gan = study["gan"]
-    plot_gan_final(gan["per_run"], gan["data"]["real_reference"], out / "gan_final.png", gan["settings"]["steps"])
+    save_png(gan_final_figure(gan["per_run"], gan["data"]["real_reference"], gan["settings"]["steps"]), out / "gan_final.png")
     refresh_manifest(out, "scripts/upsampling_study.py --plots-only")
     print(f"redrew {out}/generators_excess.png and gan_final.png")
     return 0

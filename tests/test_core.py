@@ -4,28 +4,22 @@ import pytest
 import torch
 from torch import nn
 
+from captum.attr import IntegratedGradients
+
 from gradviz.errors import GradvizError
-from gradviz.gradients import attribution, input_gradient, input_gradients
-from gradviz.models import MODEL_NAMES, PixelModel, build_architecture, load_model
-from gradviz.objectives import channel, class_logit, deepdream, make_objective, neuron
-from gradviz.taps import Taps, downsampling_stages, hook_count, layer_table, total_stride
-
-
-@pytest.fixture(scope="module")
-def vgg11():
-    return load_model("vgg11", "random", seed=0, device="cpu")
-
-
-@pytest.fixture(scope="module")
-def resnet18():
-    return load_model("resnet18", "random", seed=0, device="cpu")
+from gradviz.core.gradients import IG_STEPS, ObjectiveModule, attribution, input_gradient, input_gradients
+from gradviz.core.models import MODEL_NAMES, PixelModel, build_architecture, load_model
+from gradviz.core.objectives import channel, class_logit, deepdream, make_objective, neuron
+from gradviz.core.layermap import layer_map
+from gradviz.core.taps import Taps, hook_count
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_every_architecture_runs_at_random_init(name):
     model = load_model(name, "random", seed=0, device="cpu")
-    assert total_stride(model, 32) == 32
-    stages = downsampling_stages(model, 32)
+    lmap = layer_map(model, 32)
+    assert lmap.total_stride == 32
+    stages = lmap.stages
     assert [s.stride for s in stages] == [2, 4, 8, 16, 32]
     objectives = {s.name: deepdream(s.name) for s in stages}
     objectives["logits"] = class_logit("top")
@@ -107,13 +101,26 @@ def test_captum_sources(resnet18):
     sg1 = attribution(resnet18, x, obj, "smoothgrad", seed=1)
     assert torch.equal(sg1, attribution(resnet18, x, obj, "smoothgrad", seed=1))
     assert not torch.allclose(sg1, g)
-    assert attribution(resnet18, x, obj, "integrated-gradients").shape == x.shape
     with pytest.raises(GradvizError, match="valid: gradient, saliency"):
         attribution(resnet18, x, obj, "gradcam")
 
 
+def test_integrated_gradients_complete_up_to_captums_convergence_delta(resnet18):
+    x = torch.rand(2, 3, 32, 32)
+    obj = channel("layer2", [0, 4])
+    ig = attribution(resnet18, x, obj, "integrated-gradients")
+    forward = ObjectiveModule(resnet18, obj)
+    with torch.enable_grad():
+        ref, delta = IntegratedGradients(forward).attribute(x.clone().requires_grad_(True), baselines=0.0,
+                                                            n_steps=IG_STEPS, return_convergence_delta=True)
+    assert torch.equal(ig, ref.detach())
+    with torch.no_grad():
+        gap = forward(x) - forward(torch.zeros_like(x))  # completeness: attributions add up to f(x) - f(0)
+    assert torch.allclose(ig.flatten(1).sum(1) - gap, delta.to(gap.dtype), atol=1e-5)
+
+
 def test_layer_table_strides(resnet18):
-    rows = {r.name: r for r in layer_table(resnet18, 64)}
+    rows = layer_map(resnet18, 64)
     assert rows["conv1"].stride == 2 and rows["maxpool"].stride == 4 and rows["layer4"].stride == 32
     assert rows["layer4"].shape == (512, 2, 2)
     assert rows["fc"].stride is None

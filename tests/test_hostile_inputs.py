@@ -26,10 +26,10 @@ import torch
 from PIL import Image
 
 from conftest import write_noise_photos
-from gradviz.cli import join_negative_values, main
+from gradviz.cli.app import join_negative_values, main
 from gradviz.errors import GradvizError
-from gradviz.images import load_images, read_image
-from gradviz.outputs import MANIFEST, atomic_dir
+from gradviz.io.images import load_images, read_image
+from gradviz.io.outputs import MANIFEST, atomic_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -374,7 +374,7 @@ def test_outputs_follow_the_umask(project, capsys, mask):
 # ------------------------------------------------------------------ silent nonsense
 
 def test_nan_weights_are_refused(tmp_path, capsys, monkeypatch):
-    from gradviz.models import build_architecture
+    from gradviz.core.models import build_architecture
 
     state = build_architecture("resnet18").state_dict()
     state["layer2.0.conv1.weight"][0, 0, 0, 0] = float("nan")
@@ -385,7 +385,7 @@ def test_nan_weights_are_refused(tmp_path, capsys, monkeypatch):
 
 
 def _hooked_resnet(scale: float):
-    from gradviz.models import load_model
+    from gradviz.core.models import load_model
 
     model = load_model("resnet18", "random")
     model.net.layer2.register_forward_hook(lambda m, i, o: o * scale)
@@ -393,7 +393,7 @@ def _hooked_resnet(scale: float):
 
 
 def test_nan_output_is_refused():
-    from gradviz.images import builtin_images
+    from gradviz.io.images import builtin_images
     from gradviz.report import build_report
 
     with pytest.raises(GradvizError, match="NaN or infinite for image skimage:astronaut"):
@@ -401,7 +401,7 @@ def test_nan_output_is_refused():
 
 
 def test_zero_gradient_gets_a_note_and_no_verdict():
-    from gradviz.images import builtin_images
+    from gradviz.io.images import builtin_images
     from gradviz.report import build_report
 
     report = build_report(_hooked_resnet(0.0), builtin_images(64), layers=["layer1", "layer3"], progress=False)
@@ -412,10 +412,10 @@ def test_zero_gradient_gets_a_note_and_no_verdict():
 
 
 def test_dream_records_real_per_step_metrics():
-    from gradviz.models import load_model
-    from gradviz.objectives import channel
-    from gradviz.parameterization import start_images
-    from gradviz.visualize import DreamSettings, dream
+    from gradviz.core.models import load_model
+    from gradviz.core.objectives import channel
+    from gradviz.optvis.parameterization import start_images
+    from gradviz.optvis.dream import DreamSettings, dream
 
     model = load_model("vgg11", "random")
     result = dream(model, channel("features.10", 3), start_images("noise", 64, seed=0),
@@ -445,7 +445,7 @@ def test_unsafe_pickle_is_refused_and_runs_nothing(tmp_path, capsys, monkeypatch
 
 
 def test_unexpected_error_one_line_and_a_log(tmp_path, capsys, monkeypatch):
-    import gradviz.commands.generators as command
+    import gradviz.cli.generators as command
 
     def boom(*args, **kwargs):
         raise RuntimeError("something nobody expected")
@@ -467,7 +467,7 @@ def test_unexpected_error_one_line_and_a_log(tmp_path, capsys, monkeypatch):
 SLOW_WRITER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    import gradviz.commands.generators as command
+    import gradviz.cli.generators as command
     from gradviz.cli import main
 
     def slow_plot(results, path):  # the figure is being written when the signal comes
@@ -499,7 +499,7 @@ def test_a_signal_while_writing_cleans_up(tmp_path, sig, code):
 
 
 def test_two_writers_of_the_same_out(tmp_path):
-    argv = [sys.executable, "-m", "gradviz.cli", *TINY_GENERATORS, "--out", "same"]
+    argv = [sys.executable, "-m", "gradviz", *TINY_GENERATORS, "--out", "same"]
     procs = [subprocess.Popen(argv + ["--seed", str(i)], cwd=tmp_path, stderr=subprocess.PIPE, text=True)
              for i in range(2)]
     results = [(p.wait(timeout=120), p.stderr.read()) for p in procs]
@@ -580,7 +580,7 @@ def test_an_empty_folder_keeps_its_permissions(project, capsys):
 
 def test_sigterm_to_the_process_group_while_reading_images(tmp_path):
     write_noise_photos(tmp_path / "many", 48, (72, 72))
-    proc = subprocess.Popen([sys.executable, "-m", "gradviz.cli", *REPORT, "--images", "many", "--batch-size", "2",
+    proc = subprocess.Popen([sys.executable, "-m", "gradviz", *REPORT, "--images", "many", "--batch-size", "2",
                              "--out", "out"], cwd=tmp_path, stderr=subprocess.PIPE, text=True, start_new_session=True)
     time.sleep(4.0)  # imports done, images being read and measured (the run takes longer than this)
     if proc.poll() is not None:
@@ -602,7 +602,7 @@ def test_odd_paths_are_named(project, capsys):
 
 
 def test_a_full_disk_names_the_output(project, capsys, monkeypatch):
-    import gradviz.commands.generators as command
+    import gradviz.cli.generators as command
 
     def full(results, path):
         raise OSError(28, "No space left on device")

@@ -1,4 +1,4 @@
-"""The jitter law (gradviz.jitter_law): closed forms, Monte Carlo, and the real roll jitter."""
+"""The jitter law (gradviz.optvis.jitter_law): closed forms, Monte Carlo, and the real roll jitter."""
 
 import doctest
 import math
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from gradviz import jitter_law
-from gradviz.jitter_law import (
+from gradviz.optvis import jitter_law
+from gradviz.optvis.jitter_law import (
     kept_fraction,
     lattice_characteristic,
     predicted_kept_fraction,
@@ -16,7 +16,7 @@ from gradviz.jitter_law import (
     simulate_kept_fraction,
     weighted_kept_fraction,
 )
-from gradviz.transforms import RandomRoll, roll, unroll
+from gradviz.optvis.transforms import RandomRoll, roll, unroll
 
 
 def test_doctests():
@@ -68,11 +68,11 @@ def test_weighted():
     freqs = [(0.5, 0.0), (0.0, 0.5), (0.5, 0.5)]
     k = [predicted_kept_fraction(fy, fx, 1, 4) for fy, fx in freqs]
     assert weighted_kept_fraction(freqs, [1, 1, 2], 1, 4) == pytest.approx((k[0] + k[1] + 2 * k[2]) / 4)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="positive-sum weights"):
         weighted_kept_fraction(freqs, [0, 0, 0], 1, 4)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="jitter range d must be a non-negative integer, got -1"):
         predicted_kept_fraction(0.5, 0.5, -1, 4)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="number of steps N must be a positive integer, got 0"):
         predicted_kept_fraction(0.5, 0.5, 1, 0)
 
 

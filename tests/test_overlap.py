@@ -1,7 +1,9 @@
-"""Overlap arithmetic of transposed convolutions: exact checks (notes T1, T2, T4, T5, T7)."""
+"""Overlap arithmetic of transposed convolutions: exact checks of the window counts, the line
+amplitudes, stacking, a final stride-1 layer, and the spectrum of a real transposed convolution."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -9,17 +11,19 @@ import torch
 
 from gradviz.cli import main
 from gradviz.errors import GradvizError
-from gradviz.overlap import (
+from gradviz.io.outputs import SOFTWARE
+from gradviz.spectrum import checkerboard_metrics
+from gradviz.upsampling.overlap import (
     OverlapLayer,
     analyse_overlap,
     overlap_pattern,
     overlap_pattern_2d,
+    overlap_prefixes,
     parse_kernel,
     stack,
     transposed_conv_1d,
     transposed_conv_2d,
 )
-from gradviz.spectrum import checkerboard_metrics
 
 
 @pytest.mark.parametrize(
@@ -63,7 +67,7 @@ def test_kernel_divisible_by_stride_gives_even_overlap(s, multiple):
 
 @pytest.mark.parametrize("k, s", [(3, 2), (5, 2), (7, 2), (4, 3), (5, 3)])
 def test_box_line_amplitude_formula(k, s):
-    """|C[q]| / C[0] = |sin(pi q k / s) / (k sin(pi q / s))| (T2)."""
+    """|C[q]| / C[0] = |sin(pi q k / s) / (k sin(pi q / s))| for a box kernel."""
     ratios = analyse_overlap(stack(k, s)).line_ratios_1d
     for q in range(1, s):
         expected = abs(math.sin(math.pi * q * k / s) / (k * math.sin(math.pi * q / s)))
@@ -74,7 +78,7 @@ def test_stacking_two_k3s2_and_final_stride1_layer():
     rep = analyse_overlap(stack(3, 2, layers=2))
     assert rep.period == 4 and rep.pattern == [3, 2, 3, 1]
     assert rep.line_ratios_1d == pytest.approx([1, 1 / 9, 1 / 3, 1 / 9], abs=1e-12)
-    # a final stride-1 box of size 2 removes period 2 (T5): k3 s2 then box 2 is flat
+    # a final stride-1 box of size 2 removes period 2: k3 s2 then box 2 is flat
     assert analyse_overlap(stack(3, 2, final=2)).pattern == [3, 3]
     # the equivalent kernel equals running the layers one after another
     y = transposed_conv_1d(torch.ones(10), stack(3, 2, layers=2, final=3))
@@ -115,27 +119,43 @@ def test_binomial_upsampler_has_no_lines():
 
 
 @pytest.mark.parametrize(
-    "make",
+    "make, match",
     [
-        lambda: stack(0, 2),
-        lambda: stack(3, 0),
-        lambda: stack(3, 2, layers=0),
-        lambda: stack(3, 2, final=-1),
-        lambda: OverlapLayer((), 2),
-        lambda: parse_kernel("x"),
-        lambda: parse_kernel("0"),
-        lambda: parse_kernel("1,-1"),
+        (lambda: stack(0, 2), "kernel size must be an integer >= 1, got 0"),
+        (lambda: stack(3, 0), "stride must be an integer >= 1, got 0"),
+        (lambda: stack(3, 2, layers=0), "layers must be an integer >= 1, got 0"),
+        (lambda: stack(3, 2, final=-1), "final stride-1 layer size must be an integer >= 0"),
+        (lambda: OverlapLayer((), 2), "kernel must have at least one weight"),
+        (lambda: parse_kernel("x"), "kernel must be a size from 1 to 1024 or comma-separated weights"),
+        (lambda: parse_kernel("0"), "kernel must be a size from 1 to 1024"),
+        (lambda: parse_kernel("1,-1"), "kernel weights must be finite with a non-zero sum"),
     ],
 )
-def test_invalid_overlap_inputs_raise_gradviz_error(make):
-    with pytest.raises(GradvizError):
+def test_invalid_overlap_inputs_raise_gradviz_error(make, match):
+    with pytest.raises(GradvizError, match=match):
         make()
+
+
+def test_overlap_prefixes_are_the_rows_of_the_figure():
+    layers = stack(3, 2, layers=2, final=2)
+    prefixes = overlap_prefixes(layers, n_inputs=6)
+    assert [p.label for p in prefixes] == ["k3 s2", "k3 s2 -> k3 s2", "k3 s2 -> k3 s2 -> k2 s1"]
+    for i, p in enumerate(prefixes):
+        assert p.report == analyse_overlap(layers[: i + 1])
+        assert torch.equal(p.output_1d, transposed_conv_1d(torch.ones(6), layers[: i + 1]))
+        assert torch.equal(p.output_2d, transposed_conv_2d(torch.ones(6, 6), layers[: i + 1]))
 
 
 def test_cli_overlap_writes_figure_and_json(tmp_path, capsys):
     out = tmp_path / "overlap.png"
     assert main(["overlap", "--kernel", "3", "--stride", "2", "--layers", "2", "--out", str(out)]) == 0
-    assert out.stat().st_size > 0 and out.with_suffix(".json").exists()
+    data = json.loads(out.with_suffix(".json").read_text())
+    assert data == json.loads(json.dumps({"software": SOFTWARE, **analyse_overlap(stack(3, 2, layers=2)).to_dict()}))
+    assert data["period"] == 4 and data["pattern"] == [3.0, 2.0, 3.0, 1.0] and data["ratio_2d"] == 9.0
+    png = out.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and b"Software\x00" + SOFTWARE.encode() in png  # the mark that lets a later run replace it
+    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+    assert (width, height) == (1100, round((2.4 * 2 + 0.4) * 100))  # 11 x (2.4 rows + 0.4) inches at 100 dpi
     assert "[3.0, 2.0, 3.0, 1.0]" in capsys.readouterr().out
 
 

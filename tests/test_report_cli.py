@@ -9,10 +9,11 @@ from PIL import Image
 
 from conftest import write_noise_photos
 from gradviz.cli import main
-from gradviz.images import builtin_images
-from gradviz.models import build_architecture, load_model
-from gradviz.report import build_report, make_figures
-from gradviz.taps import hook_count
+from gradviz.io.images import builtin_images
+from gradviz.core.models import build_architecture, load_model
+from gradviz.report import build_report
+from gradviz.report.render import make_figures
+from gradviz.core.taps import hook_count
 
 REQUIRED = {"name", "stride", "objective", "lattice_fraction", "null_fraction", "octave_fractions", "tile_contrast", "tile_cv", "tile",
             "lattice_excess", "octave_excess", "octave_p_values", "p_value", "grid_detected", "shared_tile_cv",

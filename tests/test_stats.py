@@ -1,4 +1,4 @@
-"""The grid tests of gradviz.stats: numpy twins of each piece, and exact cases."""
+"""The grid tests of gradviz.spectrum.lines: numpy twins of each piece, and exact cases."""
 
 import math
 
@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from gradviz.spectrum import SpectrumAccumulator, checkerboard_metrics, period_map
-from gradviz.stats import holm_adjust, line_ratio_map, periodic_fft, relative_tiles, shared_tile_test
+from gradviz.spectrum.lines import holm_adjust, line_excess_test, line_ratio_map, periodic_fft
+from gradviz.spectrum.tiles import interior_margin, relative_tiles, shared_tile_test, tile_testable
+from conftest import strided_conv_input_grad
 
 
 def moisan_numpy(u: np.ndarray) -> np.ndarray:
@@ -91,9 +93,28 @@ def test_identical_tiles_have_the_smallest_p_value_and_their_own_cv():
 
 def test_tile_test_needs_two_images():
     one = shared_tile_test(torch.randn(1, 4, 4), n_null=200)
-    assert math.isnan(one.p_value) and "two or more" in one.note
+    assert math.isnan(one.p_value) and math.isnan(one.shared_tile_cv)
+    assert one.note == "a shared tile needs two or more images with energy"
     m = checkerboard_metrics(torch.randn(3, 96, 96, generator=torch.Generator().manual_seed(0)), 4, n_null=200)
-    assert math.isnan(m.tile_p_value) and m.tile_note
+    assert math.isnan(m.tile_p_value) and m.tile_note == "a shared tile needs two or more images with energy"
+    small = checkerboard_metrics(torch.randn(2, 3, 48, 48, generator=torch.Generator().manual_seed(0)), 8, n_null=200)
+    assert math.isnan(small.tile_p_value) and small.tile_note == (
+        "the map is too small: the interior (16 px cut from every side) must hold 4 periods per side")
+    assert shared_tile_test(torch.randn(4, 1, 1), n_null=200).note == "a period of 1 has no tile"
+
+
+def test_the_interior_holds_four_periods_per_side():
+    assert [interior_margin(s) for s in (1, 2, 3, 16, 24, 32)] == [16, 16, 18, 16, 24, 32]
+    # the smallest testable side is 2 * margin + 4 * S
+    for s in (2, 3, 8, 32):
+        side = 2 * interior_margin(s) + 4 * s
+        assert tile_testable(side, side + 5, s) and not tile_testable(side - 1, side + 5, s)
+
+
+def test_line_test_is_nan_without_a_background():
+    for h, w, s in ((4, 8, 4), (8, 4, 4), (8, 8, 1)):
+        t = line_excess_test(torch.ones(h, w, dtype=torch.float64), s, period_map(h, w, s), n_maps=1, n_null=200)
+        assert math.isnan(t.lattice_excess) and math.isnan(t.p_value) and t.period_excess == {}
 
 
 def test_relative_tiles_keep_a_periodic_energy_pattern_and_drop_a_quadratic_trend():
@@ -168,14 +189,8 @@ def test_bad_arguments_are_refused():
 
 
 def test_strided_convolution_with_white_noise_upstream_makes_a_tile_not_lines():
-    """Notes T3: white-noise upstream through kernel 3 stride 2 gives each phase its overlap count of
+    """White-noise upstream through kernel 3 stride 2 gives each phase its overlap count of
     energy, [[4, 2], [2, 1]] (cv 0.484), but no fixed pattern in the signed gradient."""
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).parent))
-    from test_spectrum import strided_conv_input_grad
-
     up = torch.randn(16, 1, 32, 32, generator=torch.Generator().manual_seed(3))
     m = checkerboard_metrics(strided_conv_input_grad(torch.ones(3, 3), 2, up, 64), 2)
     t = torch.tensor([4.0, 2.0, 2.0, 1.0])

@@ -5,15 +5,18 @@ import torch
 from torch import nn
 
 from gradviz.errors import GradvizError
-from gradviz.transforms import (
+from gradviz.optvis.transforms import (
     Compose,
     Pad,
     RandomCrop,
     RandomRoll,
     RandomRotate,
     RandomScale,
+    crop,
     lucid_transforms,
+    rescale,
     roll,
+    rotate,
     unroll,
 )
 
@@ -90,3 +93,18 @@ def test_same_seed_same_transform():
     a, b, c = chain(x, _gen(5)), chain(x, _gen(5)), chain(x, _gen(6))
     assert torch.equal(a, b)
     assert a.shape != c.shape or not torch.equal(a, c)
+
+
+@pytest.mark.parametrize(
+    "transform,core",
+    [(RandomRoll(3), roll), (RandomCrop(5), lambda x, o: crop(x, o, 5)),
+     (RandomScale([0.8, 1.0, 1.25]), rescale), (RandomRotate([-10, 0, 10]), rotate)],
+)
+def test_a_transform_is_its_core_applied_to_its_draw(transform, core):
+    """The random draw and the deterministic core are apart: t(x, gen) == core(x, t.draw(gen)),
+    and both consume the generator alike."""
+    x = torch.rand(2, 3, 16, 16, generator=_gen())
+    for seed in range(5):
+        g1, g2 = _gen(seed), _gen(seed)
+        assert torch.equal(transform(x, g1), core(x, transform.draw(g2)))
+        assert torch.equal(g1.get_state(), g2.get_state())

@@ -1,0 +1,83 @@
+"""``gradviz report``: the gradient-spectrum report of a model."""
+
+from __future__ import annotations
+
+import argparse
+
+from gradviz.cli import argtypes, common
+from gradviz.core.objectives import OBJECTIVES
+from gradviz.errors import GradvizError
+from gradviz.core.gradients import GRADIENT_SOURCES
+from gradviz.io.images import SKIMAGE_GREY, SKIMAGE_PHOTOS, load_images
+from gradviz.core.models import load_model
+from gradviz.io.outputs import check_out_dir
+from gradviz.core.layermap import PROBE_SIZE, layer_map
+from gradviz.report.measure import DEFAULT_LAYER_COUNT, REPORT_OBJECTIVES, build_report, check_report_fits
+from gradviz.report.render import write_report
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "report",
+        help="measure the checkerboard energy of a model's input gradients",
+        description="Write report.json, report.md and PNG figures on the grid structure of a model's input gradients.",
+    )
+    common.add_model(p)
+    p.add_argument("--images", type=argtypes.nonempty, default=None, help="folder or image file (default: built-in scikit-image photographs)")
+    p.add_argument("--size", type=argtypes.int_range(1), default=224, help="images are resized and centre-cropped to this square (default: %(default)s)")
+    p.add_argument("--layers", type=argtypes.name_list, default=None, help="comma-separated layer names (default: every downsampling stage + logits)")
+    p.add_argument("--objective", default="deepdream", choices=REPORT_OBJECTIVES,
+                   help="objective on each layer: " + "; ".join(f"{k}: {OBJECTIVES.describe(k)}" for k in REPORT_OBJECTIVES)
+                   + " (default: %(default)s)")
+    p.add_argument("--channel", type=argtypes.int_range(0), default=0, help="channel index for --objective channel (default: %(default)s)")
+    p.add_argument("--source", default="gradient", choices=list(GRADIENT_SOURCES),
+                   help=f"gradient source: {GRADIENT_SOURCES.help()} (default: %(default)s)")
+    logits = p.add_mutually_exclusive_group()
+    logits.add_argument("--logits", dest="logits", action="store_true", default=None, help="always measure the top logit")
+    logits.add_argument("--no-logits", dest="logits", action="store_false", help="never measure the logits")
+    p.add_argument("--batch-size", type=argtypes.int_range(1), default=8, help="images per forward pass (default: %(default)s)")
+    common.add_seed(p, "random weights, noise images, SmoothGrad and the tests' null draws")
+    p.add_argument("--alpha", type=argtypes.float_range(0, 0.5, lo_open=True), default=0.05, help="level of the grid verdicts, in (0, 0.5] (default: %(default)s)")
+    p.add_argument("--noise-images", type=argtypes.int_range(0, 10_000), default=0,
+                   help="with the built-in images, add this many seeded uniform-noise images (default: %(default)s)")
+    common.add_device(p)
+    common.add_out_dir(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    inputs = [args.images, args.weights]
+    check_out_dir(args.out, inputs)
+    if args.images is not None and args.noise_images:
+        raise GradvizError("--noise-images adds noise images to the built-in set only; valid: without --images")
+    model = load_model(args.model, args.weights, seed=args.seed, device=args.device)
+    n_layers = len(args.layers) if args.layers else DEFAULT_LAYER_COUNT
+    probe = layer_map(model, PROBE_SIZE)
+    if args.images is None:  # the built-in set is held in memory: checked before it is made
+        held = len(SKIMAGE_PHOTOS) + len(SKIMAGE_GREY) + args.noise_images
+        check_report_fits(model, args.size, min(args.batch_size, held), n_layers, held, probe=probe)
+    images = load_images(args.images, size=args.size, seed=args.seed, noise=args.noise_images,
+                         min_size=probe.total_stride)  # files: headers only, pixels later
+    report = build_report(
+        model,
+        images,
+        layers=args.layers,
+        objective=args.objective,
+        channel_index=args.channel,
+        source=args.source,
+        include_logits=args.logits,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        alpha=args.alpha,
+        probe=probe,
+    )
+    out = write_report(report, args.out, inputs=inputs)
+    print(f"wrote {out}/report.md ({len(report.layers)} layers, {report.n_images} images, {report.device})")
+    for note in report.notes:
+        print(f"  note: {note}")
+    for layer in report.layers:
+        m = layer.metrics
+        tile = "n/a" if m.tile_p_value != m.tile_p_value else f"{m.shared_tile_cv:.3g} (p {m.tile_p_value:.3g})"
+        print(f"  {layer.name:>14}  S={layer.stride:<3d} {m.verdict}; shared tile cv {tile}; "
+              f"lattice share {m.lattice_fraction:.2g}")
+    return 0

@@ -1,1 +1,0 @@
-"""Sub-commands of the ``gradviz`` CLI; see :mod:`gradviz.cli`."""

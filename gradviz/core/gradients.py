@@ -1,0 +1,153 @@
+"""Gradient stage: the gradient of an objective with respect to the input pixels.
+
+Only what is needed is computed: parameters are frozen (no parameter gradients), the forward
+pass stops at the deepest layer the objectives use, and several objectives share one forward
+pass (``input_gradients``). Attribution methods come from captum (``attribution``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import torch
+from torch import nn
+
+from gradviz.core.objectives import Objective
+from gradviz.core.taps import Taps
+from gradviz.errors import GradvizError
+from gradviz.registry import Registry
+
+
+def input_gradients(
+    model: nn.Module, images: torch.Tensor, objectives: Mapping[str, Objective]
+) -> dict[str, torch.Tensor]:
+    """``{key: d objective / d images}`` for each objective, from one shared forward pass.
+
+    The forward pass runs to the deepest layer any objective uses; one backward pass per
+    objective follows; no parameter gradient is computed or touched.
+
+    Args:
+        model: a frozen model on pixels in [0, 1].
+        images: the batch.
+        objectives: ``{key: objective}``, each giving one value per image.
+
+    Returns:
+        ``{key: gradient}``, detached.
+
+    Shape:
+        images ``(B, 3, H, W)`` -> each gradient ``(B, 3, H, W)``.
+
+    Example:
+        >>> from gradviz.core.objectives import channel, layer_mean
+        >>> net = nn.Sequential(nn.Conv2d(3, 2, 1, bias=False)).requires_grad_(False)
+        >>> _ = net[0].weight.copy_(torch.tensor([1.0, 2.0, 3.0, 0.0, 0.0, 1.0]).view(2, 3, 1, 1))
+        >>> g = input_gradients(net, torch.rand(1, 3, 2, 2), {"c0": channel("0", 0), "mean": layer_mean("0")})
+        >>> g["c0"][0, :, 0, 0].tolist(), g["mean"][0, :, 0, 0].tolist()   # weight / (H * W), then / (C * H * W)
+        ([0.25, 0.5, 0.75], [0.125, 0.25, 0.5])
+    """
+    layers = [layer for obj in objectives.values() for layer in obj.layers]
+    x = images.detach().clone().requires_grad_(True)
+    keys = list(objectives)
+    grads: dict[str, torch.Tensor] = {}
+    with torch.enable_grad():
+        with Taps(model, layers, stop=True) as taps:
+            acts = taps.forward(x)
+        for i, key in enumerate(keys):
+            value = objectives[key](acts)
+            if value.dim() != 1 or value.shape[0] != x.shape[0]:
+                raise GradvizError(
+                    f"objective {objectives[key].name} must give one value per image, got {tuple(value.shape)}"
+                )
+            (grads[key],) = torch.autograd.grad(value.sum(), x, retain_graph=i < len(keys) - 1)
+    return grads
+
+
+def input_gradient(model: nn.Module, images: torch.Tensor, objective: Objective) -> torch.Tensor:
+    """``d objective / d images`` for a batch (B, 3, H, W) of images in [0, 1]."""
+    return input_gradients(model, images, {"g": objective})["g"]
+
+
+class ObjectiveModule(nn.Module):
+    """``forward(x)`` = the objective's values (B,): the forward function captum attributes."""
+
+    def __init__(self, model: nn.Module, objective: Objective):
+        super().__init__()
+        self.model = model
+        self.objective = objective
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with Taps(self.model, self.objective.layers, stop=True) as taps:
+            return self.objective(taps.forward(x))
+
+
+# SmoothGrad defaults (Smilkov et al. 2017): noise std 15% of the [0, 1] pixel range, 16 samples.
+SMOOTHGRAD_STDEV = 0.15
+SMOOTHGRAD_SAMPLES = 16
+# Integrated gradients: Riemann steps from a black baseline.
+IG_STEPS = 32
+
+# Gradient sources by the name the command line uses: ``fn(model, images, objective, seed)`` -> a
+# signed map shaped like ``images``. All but ``gradient`` are captum's attribution methods.
+GRADIENT_SOURCES: Registry[Callable[[nn.Module, torch.Tensor, Objective, int], torch.Tensor]] = Registry("gradient source")
+
+
+@GRADIENT_SOURCES.register("gradient")
+def _gradient(model: nn.Module, images: torch.Tensor, objective: Objective, seed: int = 0) -> torch.Tensor:
+    """the plain input gradient, all layers from one shared forward pass"""
+    return input_gradient(model, images, objective)
+
+
+def _captum_input(model: nn.Module, images: torch.Tensor, objective: Objective):
+    return ObjectiveModule(model, objective), images.detach().clone().requires_grad_(True)
+
+
+@GRADIENT_SOURCES.register("saliency")
+def _saliency(model: nn.Module, images: torch.Tensor, objective: Objective, seed: int = 0) -> torch.Tensor:
+    """captum's Saliency with abs=False (equal to the plain gradient)"""
+    from captum.attr import Saliency  # captum is imported only when a captum source is used
+
+    forward, x = _captum_input(model, images, objective)
+    with torch.enable_grad():
+        return Saliency(forward).attribute(x, abs=False).detach()
+
+
+@GRADIENT_SOURCES.register("integrated-gradients",
+                           doc=f"captum's IntegratedGradients from a black baseline in {IG_STEPS} steps")
+def _integrated_gradients(model: nn.Module, images: torch.Tensor, objective: Objective, seed: int = 0) -> torch.Tensor:
+    from captum.attr import IntegratedGradients
+
+    forward, x = _captum_input(model, images, objective)
+    with torch.enable_grad():
+        return IntegratedGradients(forward).attribute(x, baselines=0.0, n_steps=IG_STEPS).detach()
+
+
+@GRADIENT_SOURCES.register("smoothgrad", doc=f"captum's NoiseTunnel over Saliency: {SMOOTHGRAD_SAMPLES} samples "
+                                              f"of noise std {SMOOTHGRAD_STDEV}, seeded")
+def _smoothgrad(model: nn.Module, images: torch.Tensor, objective: Objective, seed: int = 0) -> torch.Tensor:
+    from captum.attr import NoiseTunnel, Saliency
+
+    forward, x = _captum_input(model, images, objective)
+    with torch.enable_grad(), torch.random.fork_rng(devices=[x.device] if x.is_cuda else []):
+        torch.manual_seed(seed)  # captum draws the noise from torch's global generator
+        out = NoiseTunnel(Saliency(forward)).attribute(
+            x, nt_type="smoothgrad", nt_samples=SMOOTHGRAD_SAMPLES, stdevs=SMOOTHGRAD_STDEV, abs=False
+        )
+    return out.detach()
+
+
+def attribution(
+    model: nn.Module, images: torch.Tensor, objective: Objective, source: str = "gradient", seed: int = 0
+) -> torch.Tensor:
+    """A signed gradient map from one of :data:`GRADIENT_SOURCES`.
+
+    Args:
+        model: a frozen model taking pixels in [0, 1].
+        images: ``(B, 3, H, W)`` in [0, 1].
+        objective: one value per image.
+        source: a name in :data:`GRADIENT_SOURCES`.
+        seed: seeds SmoothGrad's noise (the other sources draw nothing).
+
+    Returns:
+        ``(B, 3, H, W)``, detached.
+    """
+    return GRADIENT_SOURCES[source](model, images, objective, seed)

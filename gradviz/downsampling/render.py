@@ -1,0 +1,246 @@
+"""Downsampling comparison, drawing half: a :class:`~gradviz.downsampling.compare.Comparison`
+turned into figures, a Markdown page, and a folder written atomically (``comparison.json``,
+``report.md``, ``summary.png``, ``stage-<layer>.png``).
+
+Figures are :class:`matplotlib.figure.Figure` objects made without pyplot
+(:func:`gradviz.io.plotting.new_figure`): show one with ``display(fig)`` or save it with
+:func:`gradviz.io.plotting.save_figure`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from matplotlib.figure import Figure
+
+from gradviz.downsampling.compare import Comparison, StageResult, VariantResult
+from gradviz.io import plotting as plots
+from gradviz.io.outputs import atomic_dir, json_ready, write_json
+from gradviz.io.text import fmt
+from gradviz.spectrum import checkerboard_metrics
+
+__all__ = ["FIGURE_DPI", "JSON_DIGITS", "markdown", "stage_figure", "summary_figure", "write_comparison"]
+
+# Significant digits kept in comparison.json (keeps the file small; far below the run-to-run noise).
+JSON_DIGITS = 6
+# Resolution of the PNG figures.
+FIGURE_DPI = 80
+
+
+def _fmt(x: float | None, digits: int = 3) -> str:
+    """:func:`~gradviz.io.text.fmt` with 3 digits, and ``"n/a"`` for NaN and infinities too."""
+    return fmt(None if isinstance(x, float) and not math.isfinite(x) else x, digits)
+
+
+def markdown(comp: Comparison, figures: list[str]) -> str:
+    """A readable page: settings, one table per stage quantity, the kernel predictions, the figures.
+
+    Args:
+        comp: the comparison.
+        figures: the figure file names to embed, in order.
+
+    Returns:
+        The page (``report.md``).
+
+    Example:
+        >>> page = markdown(_example_comparison(), ["summary.png"])
+        >>> page.splitlines()[0], "| stride | 1.000 (1.000) |" in page, page.splitlines()[-1]
+        ('# Downsampling comparison: toy', True, '![summary.png](summary.png)')
+    """
+    lines = [
+        f"# Downsampling comparison: {comp.arch}",
+        "",
+        f"- weights: {comp.weights}",
+        f"- images: {comp.images} ({len(comp.image_names)} images, {comp.size} px)",
+        f"- objective: {comp.objective}; seed {comp.seed}",
+        "",
+        "## Variants",
+        "",
+        *[f"- `{v.name}`: {v.description}" for v in comp.variants],
+        "",
+        "## Per variant and stage",
+        "",
+        "cos = mean cosine similarity of the stage's activations to the original's (min over images in brackets); "
+        "verdict = the line test at alpha 0.05 (Holm over the octaves); lattice excess = power of the lattice bins over "
+        "their local background (1 = no grid), p in brackets; own line = the same at period = stride only; shared tile "
+        "cv = the energy tile the images share (interior), p in brackets; tile max/min = the pooled tile, a description "
+        "only; hf off = top-octave off-lattice share of the energy. Every image counts the same (unit energy).",
+        "",
+    ]
+    stages = comp.variants[0].stages
+    header = "| variant | " + " | ".join(f"{s.layer} (S={s.stride})" for s in stages) + " |"
+    sep = "|---|" + "---|" * len(stages)
+    for title, cell in [
+        ("cos (min)", lambda s: f"{s.cosine_mean:.3f} ({s.cosine_min:.3f})"),
+        ("verdict", lambda s: s.metrics.verdict),
+        ("lattice excess (p)", lambda s: f"{_fmt(s.metrics.lattice_excess)} ({_fmt(s.metrics.p_value, 2)})"),
+        ("own line excess (p)", lambda s: f"{_fmt(s.own_line_excess)} ({_fmt(s.own_line_p, 2)})"),
+        ("shared tile cv (p)", lambda s: f"{_fmt(s.metrics.shared_tile_cv)} ({_fmt(s.metrics.tile_p_value, 2)})"),
+        ("tile max/min (description)", lambda s: _fmt(s.metrics.tile_contrast)),
+        ("hf off-lattice fraction", lambda s: f"{s.metrics.hf_offlattice_fraction:.3f}"),
+    ]:
+        lines += [f"### {title}", ""]
+        lines += [header, sep]
+        lines += [f"| {v.name} | " + " | ".join(cell(s) for s in v.stages) + " |" for v in comp.variants]
+        lines.append("")
+    lines += [
+        "### Lattice energy per octave (fraction of non-DC energy, period 2, 4, ...)",
+        "",
+        "| variant | stage | " + " | ".join(f"p{2**j}" for j in range(1, 6)) + " |",
+        "|---|---|" + "---|" * 5,
+    ]
+    for v in comp.variants:
+        for s in v.stages:
+            octs = [f"{x:.4f}" for x in s.metrics.octave_fractions] + [""] * (5 - len(s.metrics.octave_fractions))
+            lines.append(f"| {v.name} | {s.layer} | " + " | ".join(octs) + " |")
+    lines += [
+        "",
+        "## Where the lines come from",
+        "",
+        "Per strided layer: the period of its lines in pixels, what its kernel predicts for a constant upstream "
+        "gradient (mean over harmonics of P(w_q)/P(0)) and for white-noise upstream (polyphase tile max/min; "
+        "inf: a phase gets no gradient, as for a 1x1 stride-2 convolution), and the measured energy at that "
+        "period: its excess over the local background (p) at the stage of that stride.",
+        "",
+        "| variant | layer | kind | period | predicted line/DC | predicted tile max/min | measured line excess (p) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for v in comp.variants:
+        measured = {s.stride: f"{_fmt(s.own_line_excess)} ({_fmt(s.own_line_p, 2)})" for s in v.stages}
+        for p in v.predictions:
+            mean_h = None
+            if p.harmonic_to_dc:
+                vals = [x for x in p.harmonic_to_dc.values() if x is not None]
+                mean_h = sum(vals) / len(vals) if vals else None
+            tile = "data-dependent" if p.tile is None else ("inf" if p.tile_contrast is None else _fmt(p.tile_contrast))
+            line = "data-dependent" if p.harmonic_to_dc is None else _fmt(mean_h)
+            lines.append(
+                f"| {v.name} | {p.layer} | {p.kind} | {p.line_period} | {line} | {tile} | {measured.get(p.line_period, 'n/a')} |"
+            )
+    lines += ["", "## Figures", ""] + [f"![{f}]({f})" for f in figures] + [""]
+    return "\n".join(lines)
+
+
+def stage_figure(comp: Comparison, layer: str) -> Figure:
+    """One comparison layer: a row per variant; columns: the first image's gradient, the mean log
+    power spectrum, the energy tile.
+
+    Args:
+        comp: the comparison (with its ``example_gradients`` and ``spectra``).
+        layer: one of its layers.
+
+    Returns:
+        The figure (``stage-<layer>.png``).
+
+    Example:
+        >>> fig = stage_figure(_example_comparison(), "layer1")
+        >>> len(fig.axes), fig.axes[0].get_title()
+        (3, 'stride: gradient (noise:0)')
+    """
+    n = len(comp.variants)
+    fig, axes = plots.new_figure(n, 3, figsize=(5.4, 1.8 * n), squeeze=False)
+    for row, v in zip(axes, comp.variants):
+        stage = next(s for s in v.stages if s.layer == layer)
+        plots.plot_gradient_map(row[0], v.example_gradients[layer], f"{v.name}: gradient ({comp.image_names[0]})")
+        plots.plot_log_spectrum(row[1], v.spectra[layer], f"log10 power, excess {_fmt(stage.metrics.lattice_excess)} (p {_fmt(stage.metrics.p_value, 2)})", stride=stage.stride)
+        tile = torch.tensor(stage.metrics.tile)
+        plots.plot_tile(row[2], tile, f"shared cv {_fmt(stage.metrics.shared_tile_cv, 2)} (p {_fmt(stage.metrics.tile_p_value, 2)})")
+    fig.suptitle(f"{comp.arch} ({comp.weights}), deepdream({layer}), stride {stage.stride}", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def summary_figure(comp: Comparison) -> Figure:
+    """Six panels against stage stride: lattice excess, own line excess, predicted line/DC, shared tile cv,
+    hf off-lattice share, cos. Filled markers: significant at alpha (Holm-adjusted for the lattice, raw for
+    the own line, tile p for the tile); open: not.
+
+    Args:
+        comp: the comparison.
+
+    Returns:
+        The figure (``summary.png``).
+
+    Example:
+        >>> fig = summary_figure(_example_comparison())
+        >>> len(fig.axes), fig.axes[5].get_title()
+        (6, 'cosine similarity to the original')
+    """
+    fig, axes = plots.new_figure(2, 3, figsize=(10, 5.6))
+    panels = [
+        ("lattice excess over local background (1 = none)", lambda v, s: s.metrics.lattice_excess, True,
+         lambda s: s.metrics.grid_detected),
+        ("line excess at period = stride", lambda v, s: s.own_line_excess, True, lambda s: s.own_line_p < s.metrics.alpha),
+        ("kernel-predicted line / DC at that period", lambda v, s: v.predicted_line(s.stride), False, None),
+        ("shared energy tile cv (interior)", lambda v, s: s.metrics.shared_tile_cv, False, lambda s: s.metrics.tile_detected),
+        ("high-frequency off-lattice share", lambda v, s: s.metrics.hf_offlattice_fraction, False, None),
+        ("cosine similarity to the original", lambda v, s: s.cosine_mean, False, None),
+    ]
+    for ax, (title, fn, log, significant) in zip(axes.flat, panels):
+        for i, v in enumerate(comp.variants):
+            xs = [s.stride for s in v.stages]
+            ys = [fn(v, s) for s in v.stages]
+            ys = [math.nan if y is None or not math.isfinite(y) else y for y in ys]
+            ax.plot(xs, ys, "-", lw=1, color=f"C{i}", label=v.name)
+            for x, y, s in zip(xs, ys, v.stages):
+                filled = significant is None or significant(s)
+                ax.plot([x], [y], "o", ms=3, color=f"C{i}", mfc=f"C{i}" if filled else "white")
+        if log:
+            ax.axhline(1.0, color="k", ls="--", lw=0.6)
+        ax.set_xscale("log", base=2)
+        if log:
+            ax.set_yscale("log")
+        ax.set_title(title, fontsize=8)
+        ax.set_xlabel("stage stride (pixels)", fontsize=7)
+        ax.tick_params(labelsize=6)
+    axes.flat[0].legend(fontsize=6)
+    fig.suptitle(f"{comp.arch} ({comp.weights}); {len(comp.image_names)} images at {comp.size} px", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def write_comparison(comp: Comparison, out: str | Path, stage_figures: list[str] | None = None,
+                     dpi: int = FIGURE_DPI, inputs: Sequence = ()) -> list[str]:
+    """Write comparison.json, report.md, summary.png and stage-<layer>.png into ``out``, atomically.
+
+    Args:
+        comp: the comparison.
+        out: the folder: new, empty or one gradviz wrote (see :func:`gradviz.io.outputs.check_out_dir`).
+        stage_figures: the layers to draw a stage figure for (default: all).
+        dpi: resolution of the PNGs.
+        inputs: paths ``out`` may not be or contain.
+
+    Returns:
+        The file names written, in the order above.
+
+    Example:
+        >>> import json, tempfile
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     files = write_comparison(_example_comparison(), f"{tmp}/out", stage_figures=[])
+        ...     data = json.loads(Path(tmp, "out", "comparison.json").read_text())
+        >>> files, data["variants"][0]["stages"][0]["stride"]
+        (['comparison.json', 'report.md', 'summary.png'], 4)
+    """
+    layers = [s.layer for s in comp.variants[0].stages]
+    chosen = layers if stage_figures is None else [l for l in layers if l in stage_figures]
+    with atomic_dir(out, inputs, command="compare") as tmp:
+        figures = ["summary.png"]
+        plots.save_figure(summary_figure(comp), tmp / "summary.png", dpi=dpi)
+        for layer in chosen:
+            name = f"stage-{layer.replace('.', '_')}.png"
+            plots.save_figure(stage_figure(comp, layer), tmp / name, dpi=dpi)
+            figures.append(name)
+        write_json(tmp / "comparison.json", json_ready(comp.to_dict(), JSON_DIGITS))
+        (tmp / "report.md").write_text(markdown(comp, figures))
+    return ["comparison.json", "report.md", *figures]
+
+
+def _example_comparison() -> Comparison:
+    """A one-variant, one-layer comparison of seeded noise, for the examples above."""
+    g = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    stage = StageResult("layer1", 4, 1.0, 1.0, checkerboard_metrics(g, 4))
+    variant = VariantResult("stride", "as built", [stage], [], {"layer1": g[0]}, {"layer1": g[0].square().sum(0)})
+    return Comparison("toy", "random", "noise", ["noise:0"], 64, 0, [variant])

@@ -1,0 +1,157 @@
+"""Report, drawing half: a :class:`~gradviz.report.measure.Report` turned into figures, a Markdown
+page, and a folder written atomically (``report.json``, ``report.md``, PNG figures)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+from gradviz.io import plotting as plots
+from gradviz.io.outputs import atomic_dir, write_json
+from gradviz.io.text import fmt
+from gradviz.report.measure import Report
+from gradviz.spectrum import radial_profile
+
+__all__ = ["make_figures", "markdown", "write_report"]
+
+
+def markdown(report: Report) -> str:
+    d = report.to_dict()
+    lines = [
+        f"# Gradient-spectrum report: {report.model}",
+        "",
+        f"- weights: {report.weights}",
+        f"- images: {report.images} ({report.n_images} images at {report.image_size} px)",
+        f"- gradient source: {report.source}; seed {report.seed}; device {report.device}",
+        f"- versions: " + ", ".join(f"{k} {v}" for k, v in d["versions"].items()),
+        *[f"- note: {note}" for note in report.notes],
+        "",
+        "## What was measured",
+        "",
+        "For each layer, the gradient of its objective with respect to the RGB input pixels (in [0, 1]) was",
+        "computed for every image, cropped at the top-left to a multiple of the layer's cumulative stride S,",
+        "scaled to unit energy (every image counts the same), each channel's mean removed, and the 2D FFT",
+        "(orthonormal) taken. Spectra and tiles are summed over images and channels.",
+        "",
+        "**Is there a grid?** A grid of period S puts power on the *lattice*: the bins (a/S, b/S).",
+        "Gradients have sloped spectra, so each lattice bin is compared with its own neighbourhood:",
+        "",
+        "- *excess* = exp(mean over the lattice bins of log(P(bin) / geometric mean of P over the non-lattice",
+        "  bins within +-2 bins)), after removing the boundary cross (Moisan's periodic-plus-smooth",
+        "  decomposition); bins on an axis are compared with bins on that axis. 1 = no grid, whatever the slope;",
+        "  per octave j, over the bins of period exactly 2^j px.",
+        "- *p* per octave: the share of 999 copies of the same bins, translated in frequency onto non-lattice",
+        "  positions, whose statistic is at least as large; the layer's p is the smallest Holm-adjusted p over",
+        "  the octaves. Verdict \"grid\" when p < alpha, naming the octaves whose adjusted p < alpha.",
+        "- *shared tile cv*: the energy pattern (sum_c g_c^2 at each phase y mod S, x mod S, on the interior,",
+        "  slow trend removed) that different images share, as a U-statistic over pairs of images (0 in",
+        "  expectation without a shared pattern); its p from 999 draws that roll each image's tile by a random",
+        "  phase.",
+        "",
+        "**How much of the gradient is grid?** Energy shares, no test: lattice share = lattice energy / all",
+        "non-DC energy, by octave; coherent = lattice share of the mean gradient; hf off-lattice = non-lattice",
+        "energy with max(|fy|, |fx|) >= 1/4 cycle/px. Tile max/min describes the pooled tile; it is mostly",
+        "chance at large S and is not evidence.",
+        "",
+        f"## Results (alpha = {report.alpha})",
+        "",
+        "| layer | S | verdict | excess by octave (p) | lattice excess | shared tile cv (p) | lattice share | share by octave | coherent share | tile max/min | hf off-lattice |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for layer in d["layers"]:
+        octaves = ", ".join(f"{fmt(e, 3)} ({fmt(p, 2)})" for e, p in zip(layer["octave_excess"], layer["octave_p_values"]))
+        shares = ", ".join(fmt(v, 2) for v in layer["octave_fractions"])
+        tile = f"{fmt(layer['shared_tile_cv'], 3)} ({fmt(layer['tile_p_value'], 2)})" if layer["tile_p_value"] is not None \
+            else f"n/a ({layer['tile_note']})"
+        lines.append(
+            f"| {layer['name']} | {layer['stride']} | {layer['verdict']} | {octaves} | {fmt(layer['lattice_excess'], 3)} "
+            f"| {tile} | {fmt(layer['lattice_fraction'], 3)} | {shares} | {fmt(layer['coherent_lattice_fraction'], 3)} "
+            f"| {fmt(layer['tile_contrast'], 3)} | {fmt(layer['hf_offlattice_fraction'], 3)} |"
+        )
+    lines += [
+        "",
+        "Octave p-values are before the Holm adjustment; the verdict uses the adjusted ones. "
+        f"Objective per layer: {', '.join(sorted({layer['objective'] for layer in d['layers']}))}.",
+        "",
+        "## Figures",
+        "",
+        "Metrics against depth:",
+        "",
+        "![metrics against depth](depth.png)",
+        "",
+        "Log power spectra per layer (top: mean of the spectra over images; bottom: spectrum of the mean",
+        "gradient). Ticks mark the lattice frequencies k/S:",
+        "",
+        "![spectra](spectra.png)",
+        "",
+        "Gradient maps for the first image (channel sum, signed) and energy tiles:",
+        "",
+        "![gradients](gradients.png)",
+        "",
+        "![tiles](tiles.png)",
+        "",
+        "Radial profiles (for shape only: ring averages dilute lattice lines):",
+        "",
+        "![radial](radial.png)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def make_figures(report: Report) -> dict[str, Figure]:
+    """The report's figures as matplotlib figures, keyed by file name (``spectra.png``, ...)."""
+    figures = {}
+
+    layers = report.layers
+    n = len(layers)
+    fig, axes = plots.new_figure(2, n, figsize=(2.1 * n, 4.4), squeeze=False)
+    for i, layer in enumerate(layers):
+        plots.plot_log_spectrum(axes[0, i], layer.incoherent_power, f"{layer.name} (S={layer.stride})\nmean of spectra", layer.stride)
+        plots.plot_log_spectrum(axes[1, i], layer.coherent_power, "spectrum of mean", layer.stride)
+    fig.suptitle(f"{report.model} ({report.weights}): log10 power of input gradients", fontsize=8)
+    figures["spectra.png"] = fig
+
+    fig, axes = plots.new_figure(1, n, figsize=(2.1 * n, 2.3), squeeze=False)
+    for i, layer in enumerate(layers):
+        plots.plot_gradient_map(axes[0, i], layer.example_gradient, f"{layer.name} (S={layer.stride})")
+    fig.suptitle(f"{report.model}: input gradient, first image", fontsize=8)
+    figures["gradients.png"] = fig
+
+    fig, axes = plots.new_figure(1, n, figsize=(2.1 * n, 2.3), squeeze=False)
+    for i, layer in enumerate(layers):
+        m = layer.metrics
+        plots.plot_tile(axes[0, i], m.tile, f"{layer.name}\nshared cv {fmt(m.shared_tile_cv, 2)} (p {fmt(m.tile_p_value, 2)})")
+    fig.suptitle(f"{report.model}: pooled energy tile (mean 1); shared cv and its p from the interior", fontsize=8, y=1.08)
+    figures["tiles.png"] = fig
+
+    fig, ax = plots.new_figure(figsize=(5, 3.2))
+    for layer in layers:
+        r, p = radial_profile(layer.incoherent_power)
+        ax.semilogy(r.numpy(), p.numpy(), label=layer.name, lw=1)
+    ax.set_xlabel("radius (cycles / pixel)")
+    ax.set_ylabel("mean power")
+    ax.legend(fontsize=6)
+    figures["radial.png"] = fig
+
+    figures["depth.png"] = plots.plot_depth([f"{layer.name}\nS={layer.stride}" for layer in layers], [layer.metrics for layer in layers])
+    figures["depth.png"].suptitle(f"{report.model} ({report.weights}), {report.n_images} images", fontsize=8, y=1.04)
+    return figures
+
+
+def write_report(report: Report, out: str | Path, inputs: Sequence = (), extra_json: dict | None = None) -> Path:
+    """Write ``report.json``, ``report.md`` and the PNG figures into ``out``, atomically.
+
+    ``out`` must be new, empty, or a folder gradviz wrote, and may not be or contain any of
+    ``inputs`` (see :func:`gradviz.io.outputs.check_out_dir`). ``extra_json`` maps further file
+    names to JSON-ready data written into the same folder.
+    """
+    with atomic_dir(out, inputs, command="report") as tmp:
+        write_json(tmp / "report.json", report.to_dict())
+        for name, data in (extra_json or {}).items():
+            write_json(tmp / name, data)
+        (tmp / "report.md").write_text(markdown(report))
+        for name, fig in make_figures(report).items():
+            plots.save_figure(fig, tmp / name)
+    return Path(out)
