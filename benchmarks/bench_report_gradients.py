@@ -27,7 +27,7 @@ from captum.attr import Saliency
 from gradviz.io.images import builtin_images
 from gradviz.core.models import load_model, resolve_device
 from gradviz.core.layermap import layer_map
-from gradviz.report import measure, plan_layers
+from gradviz.report import measure_layers, plan_layers
 from gradviz.spectrum import SpectrumAccumulator
 from gradviz.core.taps import Taps
 
@@ -67,10 +67,10 @@ def peak_rss_mb(n_images: int, args) -> float:
         "from gradviz.io.images import builtin_images\n"
         "from gradviz.core.models import load_model\n"
         "from gradviz.core.layermap import layer_map\n"
-        "from gradviz.report import measure, plan_layers\n"
+        "from gradviz.report import measure_layers, plan_layers\n"
         f"m = load_model('{args.model}', {args.weights!r}, device='{args.device}')\n"
         f"x = builtin_images({args.size}, noise={n_images}).images[-{n_images}:]\n"
-        f"measure(m, x, plan_layers(m, None, layer_map(m, {args.size}), include_logits=False), batch_size={args.batch_size}, progress=False)\n"
+        f"measure_layers(m, x, plan_layers(m, None, layer_map(m, {args.size}), include_logits=False), batch_size={args.batch_size}, progress=False)\n"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
@@ -100,7 +100,7 @@ def main() -> None:
 
     ours, peer = [], []
     for _ in range(args.repeats):
-        ours.append(timed(lambda: measure(model, images, specs, batch_size=args.batch_size, progress=False), device))
+        ours.append(timed(lambda: measure_layers(model, images, specs, batch_size=args.batch_size, progress=False), device))
         peer.append(timed(lambda: captum_loop(model, images, specs), device))
         print(f"  gradviz {ours[-1]:.2f} s   captum loop {peer[-1]:.2f} s")
     result = {

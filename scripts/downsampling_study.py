@@ -29,6 +29,7 @@ from gradviz.downsampling.render import write_comparison
 from gradviz.io.images import SKIMAGE_PHOTOS, ImageSet, builtin_images
 from gradviz.core.models import load_model, resolve_device
 from gradviz.io.outputs import write_json
+from gradviz.io.plotting import new_figure, save_figure
 
 VGG_STUDY_VARIANTS = ["maxpool", "stride", "avgpool", "blurpool3", "blurpool5", "relaxed"]
 RESNET_STUDY_VARIANTS = ["stride", "blurpool4", "blurpool4-stem"]
@@ -103,11 +104,7 @@ def _clean(obj):
 def plot_overview(summary: dict[str, dict], path: Path) -> None:
     """Per model: line excess at its own period (top; mean and sd over seeds for random-init models;
     1 = no line) and the high-frequency off-lattice share of the energy (bottom)."""
-    import matplotlib.pyplot as plt
-
-    from gradviz.io.plotting import save_figure
-
-    fig, axes = plt.subplots(2, len(summary), figsize=(3.2 * len(summary), 5.2), squeeze=False)
+    fig, axes = new_figure(2, len(summary), figsize=(3.2 * len(summary), 5.2), squeeze=False)
     for col, (arch, info) in enumerate(summary.items()):
         for name, v in info["variants"].items():
             xs = v["strides"]

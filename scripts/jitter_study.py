@@ -38,24 +38,21 @@ import math
 import time
 from pathlib import Path
 
-import matplotlib
+import matplotlib.ticker
+import numpy as np
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from gradviz.core.gradients import input_gradient  # noqa: E402
-from gradviz.optvis.jitter_law import predicted_kept_fraction  # noqa: E402
-from gradviz.core.models import load_model  # noqa: E402
-from gradviz.core.objectives import deepdream  # noqa: E402
-from gradviz.io.outputs import write_json  # noqa: E402
-from gradviz.optvis.parameterization import GREY, NOISE_STD, start_images  # noqa: E402
-from gradviz.io.plotting import plot_gradient_map, plot_image, save_figure  # noqa: E402
-from gradviz.spectrum import checkerboard_metrics, period_map  # noqa: E402
-from gradviz.optvis.transforms import RandomRoll, roll, unroll  # noqa: E402
-from gradviz.optvis.dream import DreamSettings, dream, objective_stride  # noqa: E402
-from gradviz.optvis.reference import shift_averaged_gradient  # noqa: E402
+from gradviz.core.gradients import input_gradient
+from gradviz.optvis.jitter_law import predicted_kept_fraction
+from gradviz.core.models import load_model
+from gradviz.core.objectives import deepdream
+from gradviz.io.outputs import write_json
+from gradviz.optvis.parameterization import GREY, NOISE_STD, start_images
+from gradviz.io.plotting import new_figure, plot_gradient_map, plot_image, save_figure
+from gradviz.spectrum import checkerboard_metrics, period_map
+from gradviz.optvis.transforms import RandomRoll, roll, unroll
+from gradviz.optvis.dream import DreamSettings, dream, objective_stride
+from gradviz.optvis.reference import shift_averaged_gradient
 
 VGG16_WEIGHTS = "../shared/weights/vgg16_features_imagenet.pth"
 # (model, weights, layer): one stride-8 layer per model (conv4_3 after ReLU; ResNet50's layer2).
@@ -164,7 +161,7 @@ def panels_figure(name: str, entry: dict, pictures: dict, path: Path) -> None:
     """Seed 0: optimised images (top) and accumulated updates (bottom) per condition, then the exact reference."""
     runs = pictures["runs"]
     n_cols = len(runs) + 1
-    fig, axes = plt.subplots(2, n_cols, figsize=(1.55 * n_cols, 3.6))
+    fig, axes = new_figure(2, n_cols, figsize=(1.55 * n_cols, 3.6))
     for col, (label, image, update, numbers) in enumerate(runs):
         plot_image(axes[0, col], image, label)
         ex = numbers["octave_excess"]
@@ -185,7 +182,7 @@ def octaves_figure(name: str, entry: dict, path: Path) -> None:
     """Octave excess (mean ± sd over seeds) of the accumulated update against the condition."""
     conds = entry["conditions"]
     n_oct = len(conds[0]["summary"]["octave_excess"])
-    fig, ax = plt.subplots(figsize=(7.5, 3.8))
+    fig, ax = new_figure(figsize=(7.5, 3.8))
     x = np.arange(len(conds))
     for j in range(n_oct):
         colour = f"C{j}"
@@ -304,7 +301,7 @@ def run_law(seeds: list[int], size: int, name: str, weights: str, layer: str) ->
 def law_figure(results: dict, path: Path) -> None:
     """Rows: models; columns: periods 2 and 4."""
     periods = ("2", "4")
-    fig, axes = plt.subplots(len(results), len(periods), figsize=(5.2 * len(periods), 4.0 * len(results)), squeeze=False)
+    fig, axes = new_figure(len(results), len(periods), figsize=(5.2 * len(periods), 4.0 * len(results)), squeeze=False)
     for row, result in zip(axes, results.values()):
         law_panels(row, result, periods)
     n = len(next(iter(results.values()))["per_seed"])

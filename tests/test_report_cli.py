@@ -11,7 +11,9 @@ from conftest import write_noise_photos
 from gradviz.cli import main
 from gradviz.io.images import builtin_images
 from gradviz.core.models import build_architecture, load_model
+from gradviz.core.layermap import PROBE_SIZE
 from gradviz.report import build_report
+import gradviz.report.measure as measure_module
 from gradviz.report.render import make_figures
 from gradviz.core.taps import hook_count
 
@@ -44,9 +46,12 @@ def test_report_writes_json_markdown_and_figures(tmp_path, photos):
     # random-init ResNet18: strided 1x1 and 3x3 convolutions put a grid in every stage's gradient
     assert data["layers"][0]["grid_detected"]
     for png in ("spectra.png", "gradients.png", "tiles.png", "depth.png", "radial.png"):
-        assert (out / png).stat().st_size > 1000
+        with Image.open(out / png) as im:
+            assert im.format == "PNG" and im.info["Software"].startswith("gradviz") and min(im.size) > 100
     page = (out / "report.md").read_text()
-    assert "excess by octave" in page and "verdict" in page and "white-noise" not in page
+    assert "excess by octave" in page and "white-noise" not in page
+    for layer in data["layers"]:  # one table row per layer: name, period, verdict as in the JSON
+        assert f"| {layer['name']} | {layer['stride']} | {layer['verdict']} |" in page
 
 
 def test_report_is_deterministic_and_leaves_no_hooks():
@@ -59,6 +64,18 @@ def test_report_is_deterministic_and_leaves_no_hooks():
     figures = make_figures(a)
     assert set(figures) == {"spectra.png", "gradients.png", "tiles.png", "radial.png", "depth.png"}
     assert all(len(fig.axes) >= 1 for fig in figures.values())
+
+
+def test_build_report_probes_the_model_once_per_size(resnet18, monkeypatch):
+    sizes = []
+    real = measure_module.layer_map
+    monkeypatch.setattr(measure_module, "layer_map", lambda model, size: sizes.append(size) or real(model, size))
+    images = builtin_images(32, seed=0, noise=0)
+    build_report(resnet18, images, progress=False)
+    assert sizes == [PROBE_SIZE, 32]  # the memory estimate's map, then the plan's
+    sizes.clear()
+    build_report(resnet18, images, progress=False, probe=real(resnet18, PROBE_SIZE))
+    assert sizes == [32]
 
 
 def test_features_only_weights_leave_logits_out(tmp_path, photos):

@@ -6,10 +6,10 @@ import argparse
 
 from torch import nn
 
-from gradviz.cli import argtypes
+from gradviz.cli import argtypes, common
 from gradviz.core.budget import check_image_size, check_memory, report_bytes
 from gradviz.core.layermap import PROBE_SIZE, layer_map
-from gradviz.core.models import MODEL_NAMES, load_model, model_device
+from gradviz.core.models import load_model, model_device
 from gradviz.downsampling.compare import BATCH_SIZE, MIN_SIZE, SIZE_MULTIPLE, check_size, compare_variants
 from gradviz.downsampling.render import write_comparison
 from gradviz.downsampling.variants import RESNET_VARIANTS, VGG_VARIANTS, variants_for
@@ -69,18 +69,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "and what each strided kernel predicts; writes comparison.json, report.md and PNG figures to --out. "
         "VGG variants: " + ", ".join(VGG_VARIANTS) + ". ResNet variants: " + ", ".join(RESNET_VARIANTS) + ".",
     )
-    p.add_argument("--model", default=DEFAULT_MODEL, help="one of: " + ", ".join(MODEL_NAMES) + f" (default {DEFAULT_MODEL})")
-    p.add_argument("--weights", default="random", help="'imagenet', 'random' (default) or a state-dict path")
+    common.add_model(p, model=DEFAULT_MODEL, weights="random")
     p.add_argument("--variants", type=argtypes.nonempty, default=None, help="comma-separated variant names (default: all for the model)")
     p.add_argument("--images", type=argtypes.nonempty, default=None, help="image folder or file (default: the built-in set)")
     p.add_argument("--size", type=argtypes.int_range(1), default=DEFAULT_SIZE,
                    help=f"image side in pixels, a multiple of {SIZE_MULTIPLE}, >= {MIN_SIZE} (default {DEFAULT_SIZE})")
     p.add_argument("--layers", type=argtypes.name_list, default=None, help="comma-separated layers to measure (default: the stage outputs)")
     p.add_argument("--batch-size", type=argtypes.int_range(1), default=BATCH_SIZE, help=f"images per pass (default {BATCH_SIZE})")
-    p.add_argument("--seed", type=argtypes.seed, default=0, help="seed of random weights and noise images (default 0)")
-    p.add_argument("--device", type=argtypes.device, default="auto", help="auto (default), cpu, cuda, cuda:N")
-    p.add_argument("--out", required=True,
-                   help="output folder: new, empty, or one gradviz wrote (replaced atomically; anything else is refused)")
+    common.add_seed(p, "random weights and noise images")
+    common.add_device(p)
+    common.add_out_dir(p)
     p.set_defaults(func=run)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from gradviz.cli import argtypes
+from gradviz.cli import argtypes, common
 from gradviz.errors import unknown
 from gradviz.io.outputs import atomic_dir, check_out_dir, write_json
 from gradviz.upsampling.discriminators import FIRST_LAYERS, measure_discriminator, pick_patches
@@ -24,8 +24,8 @@ def register(subparsers) -> None:
     p.add_argument("--first-layer", type=argtypes.name_list, default=DEFAULT_FIRST_LAYERS,
                    help=f"comma-separated first layers (default {DEFAULT_FIRST_LAYERS}); valid: " + FIRST_LAYERS.help())
     p.add_argument("--images", type=argtypes.int_range(1), default=64, help="photo patches (default 64)")
-    p.add_argument("--seed", type=argtypes.seed, default=0, help="seed of the weights and of the patch choice (default 0)")
-    p.add_argument("--out", required=True, help="output folder: new, empty, or one gradviz wrote")
+    common.add_seed(p, "the weights and of the patch choice")
+    common.add_out_dir(p)
     p.set_defaults(func=run)
 
 

@@ -7,10 +7,10 @@ import json
 import sys
 from pathlib import Path
 
-from gradviz.cli import argtypes
+from gradviz.cli import argtypes, common
 from gradviz.core.budget import ACTIVATION_BYTES, activation_elements, check_image_size, check_memory
 from gradviz.core.layermap import PROBE_SIZE, layer_map
-from gradviz.core.models import MODEL_NAMES, load_model, model_device
+from gradviz.core.models import load_model, model_device
 from gradviz.core.objectives import OBJECTIVES, make_objective
 from gradviz.errors import GradvizError
 from gradviz.io.outputs import SOFTWARE, atomic_files, check_out_file
@@ -33,8 +33,7 @@ def register(subparsers) -> None:
         "Fourier parameterisation), with roll jitter, pad-and-crop jitter, random scale and rotation, and "
         "octaves. Writes the image (.png/.jpg; a batch side by side) and a JSON history beside it.",
     )
-    p.add_argument("--model", default="vgg16", help=f"one of {', '.join(MODEL_NAMES)} (default vgg16)")
-    p.add_argument("--weights", default="imagenet", help="imagenet (download), random, or a .pth state dict (default imagenet)")
+    common.add_model(p, model="vgg16")
     p.add_argument("--layer", type=argtypes.nonempty, default=None, help="layer name, e.g. features.22 or layer3.1.conv2 (see `gradviz layers`)")
     p.add_argument("--objective", default="channel", choices=OBJECTIVES,
                    help=f"objective kind (default channel): {OBJECTIVES.help()}")
@@ -56,8 +55,8 @@ def register(subparsers) -> None:
     p.add_argument("--octave-scale", type=argtypes.float_range(1, 16, lo_open=True), default=1.4, help="size ratio between octaves (default 1.4)")
     p.add_argument("--out", required=True, help="output image (.png, .jpg); the history goes to the same name .json; an existing file is "
                    "replaced only if gradviz wrote it")
-    p.add_argument("--seed", type=argtypes.seed, default=0, help="seed of random weights, noise start and transforms (default 0)")
-    p.add_argument("--device", type=argtypes.device, default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    common.add_seed(p, "random weights, noise start and transforms")
+    common.add_device(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 

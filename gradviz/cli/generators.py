@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from gradviz.cli import argtypes
+from gradviz.cli import argtypes, common
 from gradviz.core.budget import check_memory
 from gradviz.io.outputs import atomic_dir, check_out_dir, write_json
 from gradviz.upsampling.generators import DESIGN_EXAMPLES, LATENT, SAMPLE_BATCH, measure_generators, parse_design
@@ -30,8 +30,8 @@ def register(subparsers) -> None:
     p.add_argument("--samples", type=argtypes.int_range(2, 100_000), default=64, help="latent vectors per design (default 64)")
     p.add_argument("--blocks", type=argtypes.int_range(1, 6), default=3, help="upsampling blocks; images are 4*2**blocks pixels (default 3)")
     p.add_argument("--width", type=argtypes.int_range(2), default=128, help="channels after the linear layer (default 128)")
-    p.add_argument("--seed", type=argtypes.seed, default=0, help="seed of weights and latents (default 0)")
-    p.add_argument("--out", required=True, help="output folder: new, empty, or one gradviz wrote")
+    common.add_seed(p, "weights and latents")
+    common.add_out_dir(p)
     p.set_defaults(func=run)
 
 

@@ -11,7 +11,7 @@ import os
 
 import torch
 
-from gradviz.core.layermap import PROBE_SIZE, LayerMap
+from gradviz.core.layermap import LayerMap
 from gradviz.errors import GradvizError
 
 # Share of the available memory a run may plan to use: the rest is left to Python, the OS and
@@ -75,7 +75,7 @@ def activation_elements(probe: LayerMap, size: int) -> float:
 def report_bytes(probe: LayerMap, size: int, batch_size: int, n_layers: int) -> float:
     """Memory a report needs: one batch's forward and backward, and ``n_layers`` spectrum accumulators.
 
-    ``probe``: the model's layer map at :data:`PROBE_SIZE` (cheap, whatever ``size`` is asked for).
+    ``probe``: the model's layer map at :data:`~gradviz.core.layermap.PROBE_SIZE` (cheap, whatever ``size`` is asked for).
     """
     pixels = size * size
     per_image = activation_elements(probe, size) * ACTIVATION_BYTES + 3 * pixels * 4 * 3

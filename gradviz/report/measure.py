@@ -163,7 +163,7 @@ def plan_layers(
     return specs
 
 
-def measure(
+def measure_layers(
     model: nn.Module,
     images: ImageSet | torch.Tensor,
     specs: list[LayerSpec],
@@ -287,7 +287,7 @@ def build_report(
         if not include_logits and layers is None:
             notes.append("the classifier is untrained (features-only weights): logits left out (--logits adds them)")
     specs = plan_layers(model, layers, lmap, objective, channel_index, include_logits)
-    results = measure(model, image_set, specs, source, batch_size, seed, progress, alpha)
+    results = measure_layers(model, image_set, specs, source, batch_size, seed, progress, alpha)
     for r in results:
         if r.metrics.zero_gradient:
             notes.append(f"{r.name}: the gradient is zero for every image, so there is nothing to measure "

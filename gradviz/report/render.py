@@ -25,7 +25,7 @@ def markdown(report: Report) -> str:
         f"- weights: {report.weights}",
         f"- images: {report.images} ({report.n_images} images at {report.image_size} px)",
         f"- gradient source: {report.source}; seed {report.seed}; device {report.device}",
-        f"- versions: " + ", ".join(f"{k} {v}" for k, v in d["versions"].items()),
+        "- versions: " + ", ".join(f"{k} {v}" for k, v in d["versions"].items()),
         *[f"- note: {note}" for note in report.notes],
         "",
         "## What was measured",
