@@ -30,10 +30,10 @@ import torch
 from gradviz.core.models import load_model, resolve_device
 from gradviz.core.objectives import channel
 from gradviz.io.outputs import write_json
-from gradviz.optvis.parameterization import start_images
-from gradviz.optvis.transforms import lucid_transforms
 from gradviz.optvis.dream import DreamSettings, dream
 from gradviz.optvis.optimizers import ADAM_LR
+from gradviz.optvis.parameterization import start_images
+from gradviz.optvis.transforms import lucid_transforms
 
 DEFAULT_WEIGHTS = "../shared/weights/vgg16_features_imagenet.pth"
 LAYER, CHANNEL = "features.22", 12  # VGG16 relu4_3, a mid layer (stride 8)

@@ -24,12 +24,12 @@ from pathlib import Path
 import torch
 from captum.attr import Saliency
 
-from gradviz.io.images import builtin_images
-from gradviz.core.models import load_model, resolve_device
 from gradviz.core.layermap import layer_map
+from gradviz.core.models import load_model, resolve_device
+from gradviz.core.taps import Taps
+from gradviz.io.images import builtin_images
 from gradviz.report import measure_layers, plan_layers
 from gradviz.spectrum import SpectrumAccumulator
-from gradviz.core.taps import Taps
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1].parent / "shared" / "weights" / "vgg16_features_imagenet.pth"
 

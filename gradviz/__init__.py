@@ -1,7 +1,7 @@
 """gradviz: see, measure and remove grid ("checkerboard") artifacts in CNN gradients.
 
-The names below are imported on first use, so that ``import gradviz`` (and the ``gradviz``
-command, before it parses its arguments) does not load torch.
+The names below are imported on first use, so that ``import gradviz`` does not load torch: the
+``gradviz`` command installs its signal handlers before anything heavy is imported.
 """
 
 from __future__ import annotations

@@ -19,11 +19,9 @@ from dataclasses import asdict
 
 import torch
 
-from gradviz.spectrum.calibration import calibrate, power
 from gradviz.io.outputs import atomic_dir, json_ready, write_json
+from gradviz.spectrum.calibration import STRIDES, calibrate, power
 from gradviz.spectrum.synthetic import FIELDS
-
-STRIDES = (2, 4, 8, 16, 32)
 
 
 def main() -> int:

@@ -24,10 +24,10 @@ from pathlib import Path
 
 import torch
 
+from gradviz.core.models import load_model, resolve_device
 from gradviz.downsampling.compare import Comparison, compare_variants
 from gradviz.downsampling.render import write_comparison
 from gradviz.io.images import SKIMAGE_PHOTOS, ImageSet, builtin_images
-from gradviz.core.models import load_model, resolve_device
 from gradviz.io.outputs import write_json
 from gradviz.io.plotting import new_figure, save_figure
 

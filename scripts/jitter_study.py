@@ -43,16 +43,16 @@ import numpy as np
 import torch
 
 from gradviz.core.gradients import input_gradient
-from gradviz.optvis.jitter_law import predicted_kept_fraction
 from gradviz.core.models import load_model
 from gradviz.core.objectives import deepdream
 from gradviz.io.outputs import write_json
-from gradviz.optvis.parameterization import GREY, NOISE_STD, start_images
 from gradviz.io.plotting import new_figure, plot_gradient_map, plot_image, save_figure
-from gradviz.spectrum import checkerboard_metrics, period_map
-from gradviz.optvis.transforms import RandomRoll, roll, unroll
 from gradviz.optvis.dream import DreamSettings, dream, objective_stride
+from gradviz.optvis.jitter_law import predicted_kept_fraction
+from gradviz.optvis.parameterization import GREY, NOISE_STD, start_images
 from gradviz.optvis.reference import shift_averaged_gradient
+from gradviz.optvis.transforms import RandomRoll, roll, unroll
+from gradviz.spectrum import checkerboard_metrics, period_map
 
 VGG16_WEIGHTS = "../shared/weights/vgg16_features_imagenet.pth"
 # (model, weights, layer): one stride-8 layer per model (conv4_3 after ReLU; ResNet50's layer2).

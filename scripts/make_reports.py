@@ -15,8 +15,8 @@ import argparse
 import statistics
 from pathlib import Path
 
-from gradviz.io.images import builtin_images
 from gradviz.core.models import load_model
+from gradviz.io.images import builtin_images
 from gradviz.io.outputs import json_ready
 from gradviz.report import build_report
 from gradviz.report.render import write_report

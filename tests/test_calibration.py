@@ -9,10 +9,9 @@ import statistics
 
 import pytest
 
-from gradviz.spectrum.calibration import CalibrationSettings, calibrate, power
+from gradviz.spectrum.calibration import STRIDES, CalibrationSettings, calibrate, power
 from gradviz.spectrum.synthetic import FIELDS
 
-STRIDES = (2, 4, 8, 16, 32)
 SETTINGS = dict(n_images=4, channels=3, size=128, n_null=200)
 
 

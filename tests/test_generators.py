@@ -133,3 +133,13 @@ def test_cli_generators_writes_metrics_and_grid(tmp_path):
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert int.from_bytes(png[16:20], "big") == round(1.6 * 6 * 90)  # 6 samples a row, 1.6 inches each, 90 dpi
 
+
+
+@pytest.mark.parametrize("argv, says", [(["--upsample", "nearest,deconv9"], "deconv9"), (["--upsample", ","], "upsample"),
+                                        (["--samples", "1"], "samples"), (["--blocks", "0"], "blocks")])
+def test_cli_generators_bad_input_exits_2_without_output(tmp_path, capsys, argv, says):
+    out = tmp_path / "gen"
+    assert main(["generators", *argv, "--width", "8", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("gradviz generators: error:") and "\n" not in err and says in err
+    assert not out.exists()

@@ -414,8 +414,8 @@ def test_zero_gradient_gets_a_note_and_no_verdict():
 def test_dream_records_real_per_step_metrics():
     from gradviz.core.models import load_model
     from gradviz.core.objectives import channel
-    from gradviz.optvis.parameterization import start_images
     from gradviz.optvis.dream import DreamSettings, dream
+    from gradviz.optvis.parameterization import start_images
 
     model = load_model("vgg11", "random")
     result = dream(model, channel("features.10", 3), start_images("noise", 64, seed=0),
@@ -499,7 +499,7 @@ def test_a_signal_while_writing_cleans_up(tmp_path, sig, code):
 
 
 def test_two_writers_of_the_same_out(tmp_path):
-    argv = [sys.executable, "-m", "gradviz", *TINY_GENERATORS, "--out", "same"]
+    argv = [sys.executable, "-m", "gradviz.cli", *TINY_GENERATORS, "--out", "same"]
     procs = [subprocess.Popen(argv + ["--seed", str(i)], cwd=tmp_path, stderr=subprocess.PIPE, text=True)
              for i in range(2)]
     results = [(p.wait(timeout=120), p.stderr.read()) for p in procs]

@@ -47,7 +47,10 @@ def imports(path: Path) -> list[tuple[str, bool]]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             for alias in node.names:
                 sub = f"{node.module}.{alias.name}"
-                found.append((sub if sub in MODULES else node.module, id(node) in top_level))
+                if node.module.startswith("gradviz"):
+                    found.append((sub if sub in MODULES else node.module, id(node) in top_level))
+                else:  # `from matplotlib import pyplot` is an import of matplotlib.pyplot
+                    found.append((sub, id(node) in top_level))
     return found
 
 
@@ -88,6 +91,31 @@ def test_matplotlib_only_where_figures_are_drawn(name):
 def test_gradviz_modules_are_imported_at_the_top(name):
     inside = [m for m, top in imports(MODULES[name]) if not top and (m == "gradviz" or m.startswith("gradviz."))]
     assert not inside, f"{name} imports {inside} inside a function"
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_imports_are_absolute(name):
+    relative = [node.lineno for node in ast.walk(ast.parse(MODULES[name].read_text()))
+                if isinstance(node, ast.ImportFrom) and node.level > 0]
+    assert not relative, f"{name} has relative imports at lines {relative}"
+
+
+def _is_call(node, dotted: str) -> bool:
+    return isinstance(node, ast.Call) and ast.unparse(node.func) == dotted
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_the_global_generator_is_seeded_only_inside_fork_rng(name):
+    """A library call must not change torch's global random state: seeding it is allowed only
+    inside ``with torch.random.fork_rng(...)``, which restores it."""
+    tree = ast.parse(MODULES[name].read_text())
+    guarded = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.With) and any(_is_call(item.context_expr, "torch.random.fork_rng") for item in node.items):
+            guarded.update(id(n) for n in ast.walk(node))
+    bare = [node.lineno for node in ast.walk(tree)
+            if (_is_call(node, "torch.manual_seed") or _is_call(node, "torch.random.manual_seed")) and id(node) not in guarded]
+    assert not bare, f"{name} seeds torch's global generator outside fork_rng at lines {bare}"
 
 
 @pytest.mark.parametrize("name", sorted(MODULES))

@@ -7,15 +7,16 @@ import pytest
 import torch
 from PIL import Image
 
+import gradviz.core.layermap as layermap
+import gradviz.report.measure as measure_module
 from conftest import write_noise_photos
 from gradviz.cli import main
-from gradviz.io.images import builtin_images
-from gradviz.core.models import build_architecture, load_model
 from gradviz.core.layermap import PROBE_SIZE
-from gradviz.report import build_report
-import gradviz.report.measure as measure_module
-from gradviz.report.render import make_figures
+from gradviz.core.models import build_architecture, load_model
 from gradviz.core.taps import hook_count
+from gradviz.io.images import builtin_images
+from gradviz.report import build_report
+from gradviz.report.render import make_figures
 
 REQUIRED = {"name", "stride", "objective", "lattice_fraction", "null_fraction", "octave_fractions", "tile_contrast", "tile_cv", "tile",
             "lattice_excess", "octave_excess", "octave_p_values", "p_value", "grid_detected", "shared_tile_cv",
@@ -63,19 +64,30 @@ def test_report_is_deterministic_and_leaves_no_hooks():
     assert hook_count(model) == 0
     figures = make_figures(a)
     assert set(figures) == {"spectra.png", "gradients.png", "tiles.png", "radial.png", "depth.png"}
-    assert all(len(fig.axes) >= 1 for fig in figures.values())
+    n = len(a.layers)  # one panel per layer (two in the spectra: mean of spectra, spectrum of the mean)
+    assert {name: len(fig.axes) for name, fig in figures.items()} == {
+        "spectra.png": 2 * n, "gradients.png": n, "tiles.png": n, "radial.png": 1, "depth.png": 3}
 
 
 def test_build_report_probes_the_model_once_per_size(resnet18, monkeypatch):
     sizes = []
-    real = measure_module.layer_map
-    monkeypatch.setattr(measure_module, "layer_map", lambda model, size: sizes.append(size) or real(model, size))
+    real = layermap.layer_map
+
+    def counted(model, size):
+        sizes.append(size)
+        return real(model, size)
+
+    monkeypatch.setattr(measure_module, "layer_map", counted)
+    monkeypatch.setattr(layermap, "layer_map", counted)  # what layer_map_at calls
     images = builtin_images(32, seed=0, noise=0)
     build_report(resnet18, images, progress=False)
     assert sizes == [PROBE_SIZE, 32]  # the memory estimate's map, then the plan's
     sizes.clear()
     build_report(resnet18, images, progress=False, probe=real(resnet18, PROBE_SIZE))
     assert sizes == [32]
+    sizes.clear()
+    build_report(resnet18, builtin_images(PROBE_SIZE, seed=0, noise=0), progress=False)
+    assert sizes == [PROBE_SIZE]  # at the probe size, one map serves both
 
 
 def test_features_only_weights_leave_logits_out(tmp_path, photos):

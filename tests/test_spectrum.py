@@ -7,11 +7,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gradviz.spectrum import (SpectrumAccumulator, checkerboard_metrics, crop_to_period, lattice_mask, period_map,
-                              radial_profile)
-from gradviz.spectrum.synthetic import FIELDS, add_grid
-
 from conftest import strided_conv_input_grad
+from gradviz.spectrum import (
+    SpectrumAccumulator,
+    checkerboard_metrics,
+    crop_to_period,
+    lattice_mask,
+    period_map,
+    radial_profile,
+)
+from gradviz.spectrum.synthetic import FIELDS, add_grid
 
 
 def test_overlap_counts_1d_kernel3_stride2():

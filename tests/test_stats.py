@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import strided_conv_input_grad
 from gradviz.spectrum import SpectrumAccumulator, checkerboard_metrics, period_map
 from gradviz.spectrum.lines import holm_adjust, line_excess_test, line_ratio_map, periodic_fft
 from gradviz.spectrum.tiles import interior_margin, relative_tiles, shared_tile_test, tile_testable
-from conftest import strided_conv_input_grad
 
 
 def moisan_numpy(u: np.ndarray) -> np.ndarray:

@@ -8,11 +8,11 @@ from torch import nn
 
 from gradviz.cli import argtypes, common
 from gradviz.core.budget import check_image_size, check_memory, report_bytes
-from gradviz.core.layermap import PROBE_SIZE, layer_map
+from gradviz.core.layermap import PROBE_SIZE, layer_map, layer_map_at
 from gradviz.core.models import load_model, model_device
 from gradviz.downsampling.compare import BATCH_SIZE, MIN_SIZE, SIZE_MULTIPLE, check_size, compare_variants
 from gradviz.downsampling.render import write_comparison
-from gradviz.downsampling.variants import RESNET_VARIANTS, VGG_VARIANTS, variants_for
+from gradviz.downsampling.variants import RESNET_VARIANTS, VGG_VARIANTS, check_variant, variants_for
 from gradviz.errors import GradvizError
 from gradviz.io.images import load_images
 from gradviz.io.outputs import check_out_dir
@@ -42,13 +42,9 @@ def parse_variants(model: nn.Module, text: str) -> list[str]:
         ['stride', 'blurpool3']
     """
     names = list(dict.fromkeys(v.strip() for v in text.split(",") if v.strip()))
-    valid = list(variants_for(model))
     if not names:
-        raise GradvizError(f"no variant given; valid: {', '.join(valid)}")
-    for n in names:
-        if n not in valid:
-            raise GradvizError(f"unknown variant {n!r} for {getattr(model, 'arch', '')}; valid: {', '.join(valid)}")
-    return names
+        raise GradvizError(f"no variant given; valid: {', '.join(variants_for(model))}")
+    return [check_variant(model, n) for n in names]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -103,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
                  "choose a smaller --size or --batch-size")
     names = parse_variants(model, args.variants) if args.variants else list(variants_for(model))
     images = load_images(args.images, size=args.size, seed=args.seed, min_size=probe.total_stride)
-    lmap = probe if args.size == PROBE_SIZE else layer_map(model, args.size)  # the strides at the images' size
+    lmap = layer_map_at(model, args.size, probe)  # the strides at the images' size
     comp = compare_variants(model, names, images, seed=args.seed, layers=args.layers, batch_size=args.batch_size,
                             lmap=lmap)
     files = write_comparison(comp, args.out, inputs=inputs)

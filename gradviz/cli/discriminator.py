@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from gradviz.cli import argtypes, common
-from gradviz.errors import unknown
 from gradviz.io.outputs import atomic_dir, check_out_dir, write_json
 from gradviz.upsampling.discriminators import FIRST_LAYERS, measure_discriminator, pick_patches
 from gradviz.upsampling.render import plot_gradients
@@ -33,8 +32,7 @@ def run(args: argparse.Namespace) -> int:
     check_out_dir(args.out)
     firsts = args.first_layer
     for f in firsts:
-        if f not in list(FIRST_LAYERS):
-            raise unknown(FIRST_LAYERS.kind, f, FIRST_LAYERS)
+        FIRST_LAYERS[f]  # an unknown name raises the registry's one-line error
     images = pick_patches(args.images, args.seed)
     results = {f: measure_discriminator(f, images, seed=args.seed) for f in firsts}
     with atomic_dir(args.out, command="discriminator") as tmp:

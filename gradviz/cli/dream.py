@@ -19,7 +19,6 @@ from gradviz.optvis.optimizers import OPTIMIZERS
 from gradviz.optvis.parameterization import PARAMETERIZATIONS, START_KINDS, start_images
 from gradviz.optvis.render import OUTPUT_SUFFIXES, write_image
 
-
 # Random scale factors the command line takes: beyond these the scaled image is under a pixel or
 # hundreds of times larger than the image.
 MIN_SCALE, MAX_SCALE = 0.1, 10.0
@@ -41,18 +40,18 @@ def register(subparsers) -> None:
     p.add_argument("--image", type=argtypes.nonempty, default=None, help="start from this photograph (default: --start)")
     p.add_argument("--start", default="noise", choices=START_KINDS, help="start image when no --image (default noise)")
     p.add_argument("--size", type=argtypes.int_range(1), default=224, help="image size in pixels (default 224)")
-    p.add_argument("--steps", type=argtypes.int_range(1, 100_000), default=20, help="steps per octave (default 20)")
+    p.add_argument("--steps", type=argtypes.int_range(1, 100_000), default=DreamSettings.steps, help="steps per octave (default: %(default)s)")
     p.add_argument("--optimizer", default="normalized", choices=OPTIMIZERS,
                    help=f"optimiser (default normalized): {OPTIMIZERS.help()}")
-    p.add_argument("--lr", type=argtypes.float_range(0, lo_open=True), default=None, help="step size (default 1.5/255 normalized, 0.05 adam)")
+    p.add_argument("--lr", type=argtypes.float_range(0, lo_open=True), default=None, help="step size (default: the optimizer's own, see --optimizer)")
     p.add_argument("--param", default="pixel", choices=PARAMETERIZATIONS,
                    help=f"image parameterisation (default pixel): {PARAMETERIZATIONS.help()}")
     p.add_argument("--jitter", type=argtypes.int_range(0), default=0, help="roll jitter range d: offsets in [-d, d] (default 0)")
     p.add_argument("--crop-jitter", type=argtypes.int_range(0), default=0, help="pad-and-crop jitter (Lucid) range (default 0)")
     p.add_argument("--scales", type=argtypes.float_list(positive=True, lo=MIN_SCALE, hi=MAX_SCALE), default=(), help="random scale factors, e.g. 0.9,1,1.1 (default none)")
     p.add_argument("--angles", type=argtypes.float_list(), default=(), help="random rotation angles in degrees, e.g. -5,0,5 (default none)")
-    p.add_argument("--octaves", type=argtypes.int_range(1, 20), default=1, help="number of octaves (default 1)")
-    p.add_argument("--octave-scale", type=argtypes.float_range(1, 16, lo_open=True), default=1.4, help="size ratio between octaves (default 1.4)")
+    p.add_argument("--octaves", type=argtypes.int_range(1, 20), default=DreamSettings.octaves, help="number of octaves (default: %(default)s)")
+    p.add_argument("--octave-scale", type=argtypes.float_range(1, 16, lo_open=True), default=DreamSettings.octave_scale, help="size ratio between octaves (default: %(default)s)")
     p.add_argument("--out", required=True, help="output image (.png, .jpg); the history goes to the same name .json; an existing file is "
                    "replaced only if gradviz wrote it")
     common.add_seed(p, "random weights, noise start and transforms")

@@ -6,7 +6,7 @@ import argparse
 
 from gradviz.cli import argtypes, common
 from gradviz.core.budget import ACTIVATION_BYTES, activation_elements, check_memory
-from gradviz.core.layermap import PROBE_SIZE, layer_map
+from gradviz.core.layermap import PROBE_SIZE, layer_map, layer_map_at
 from gradviz.core.models import load_model, model_device
 from gradviz.errors import GradvizError
 
@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
         raise GradvizError(f"--size must be at least the model's total stride {top}, got {args.size}")
     check_memory(activation_elements(probe, args.size) * ACTIVATION_BYTES, model_device(model),
                  f"a probe pass at {args.size} px", "choose a smaller --size")
-    lmap = layer_map(model, args.size)
+    lmap = layer_map_at(model, args.size, probe)
     stages = {row.name for row in lmap.stages}
     print(f"{'layer':<28} {'type':<18} {'output shape':<18} {'stride':>6}")
     for row in lmap.rows:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 
 from gradviz.cli import argtypes, common
+from gradviz.core.gradients import GRADIENT_SOURCES
+from gradviz.core.layermap import PROBE_SIZE, layer_map
+from gradviz.core.models import load_model
 from gradviz.core.objectives import OBJECTIVES
 from gradviz.errors import GradvizError
-from gradviz.core.gradients import GRADIENT_SOURCES
 from gradviz.io.images import SKIMAGE_GREY, SKIMAGE_PHOTOS, load_images
-from gradviz.core.models import load_model
 from gradviz.io.outputs import check_out_dir
-from gradviz.core.layermap import PROBE_SIZE, layer_map
 from gradviz.report.measure import DEFAULT_LAYER_COUNT, REPORT_OBJECTIVES, build_report, check_report_fits
 from gradviz.report.render import write_report
 

@@ -63,7 +63,18 @@ def input_gradients(
 
 
 def input_gradient(model: nn.Module, images: torch.Tensor, objective: Objective) -> torch.Tensor:
-    """``d objective / d images`` for a batch (B, 3, H, W) of images in [0, 1]."""
+    """``d objective / d images`` for a batch of images in [0, 1].
+
+    Shape:
+        images ``(B, 3, H, W)`` -> ``(B, 3, H, W)``.
+
+    Example:
+        >>> from gradviz.core.objectives import layer_mean
+        >>> net = nn.Sequential(nn.Conv2d(3, 1, 1, bias=False)).requires_grad_(False)
+        >>> _ = net[0].weight.fill_(0.5)
+        >>> input_gradient(net, torch.rand(2, 3, 2, 2), layer_mean("0"))[0, 0].tolist()   # 0.5 / (H * W)
+        [[0.125, 0.125], [0.125, 0.125]]
+    """
     return input_gradients(model, images, {"g": objective})["g"]
 
 
@@ -93,7 +104,7 @@ GRADIENT_SOURCES: Registry[Callable[[nn.Module, torch.Tensor, Objective, int], t
 
 @GRADIENT_SOURCES.register("gradient")
 def _gradient(model: nn.Module, images: torch.Tensor, objective: Objective, seed: int = 0) -> torch.Tensor:
-    """the plain input gradient, all layers from one shared forward pass"""
+    """the plain input gradient (a report takes all its layers from one shared forward pass)"""
     return input_gradient(model, images, objective)
 
 

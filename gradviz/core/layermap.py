@@ -21,7 +21,7 @@ from gradviz.core.models import model_device
 from gradviz.core.taps import LOGITS, layer_root
 from gradviz.errors import GradvizError
 
-__all__ = ["PROBE_SIZE", "LayerInfo", "LayerMap", "layer_map"]
+__all__ = ["PROBE_SIZE", "LayerInfo", "LayerMap", "layer_map", "layer_map_at"]
 
 # The small image side of the map that memory estimates, the smallest valid image size and the
 # optimiser's period are read from: cheap whatever size a run asks for (a memory estimate must not
@@ -176,3 +176,15 @@ def layer_map(model: nn.Module, size: int = 224, channels: int = 3) -> LayerMap:
         for h in handles:
             h.remove()
     return LayerMap(size, list(rows.values()), elements)
+
+
+def layer_map_at(model: nn.Module, size: int, known: LayerMap | None = None) -> LayerMap:
+    """The layer map at ``size``: ``known`` when it already is that map, else a new probe pass.
+
+    Example:
+        >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, stride=2, padding=1))
+        >>> probe = layer_map(net, PROBE_SIZE)
+        >>> layer_map_at(net, PROBE_SIZE, probe) is probe, layer_map_at(net, 32, probe).size
+        (True, 32)
+    """
+    return known if known is not None and known.size == size else layer_map(model, size)

@@ -28,7 +28,7 @@ from torch import nn
 
 from gradviz.core.layermap import LayerMap, layer_map
 from gradviz.core.taps import layer_root
-from gradviz.downsampling.variants import Blurred, BlurPool2d, MaxBlurPool2d, RelaxedMaxPool2d
+from gradviz.downsampling.variants import BlurPool2d, Blurred, MaxBlurPool2d, RelaxedMaxPool2d
 
 __all__ = ["DOWNSAMPLERS", "KernelPrediction", "blur_into", "effective_kernel", "fold", "harmonic_power",
            "polyphase_energy", "predict_layer", "predict_lines", "strided_layers"]

@@ -22,7 +22,7 @@ from gradviz.io.outputs import atomic_dir, json_ready, write_json
 from gradviz.io.text import fmt
 from gradviz.spectrum import checkerboard_metrics
 
-__all__ = ["FIGURE_DPI", "JSON_DIGITS", "markdown", "stage_figure", "summary_figure", "write_comparison"]
+__all__ = ["FIGURE_DPI", "JSON_DIGITS", "comparison_page", "stage_figure", "summary_figure", "write_comparison"]
 
 # Significant digits kept in comparison.json (keeps the file small; far below the run-to-run noise).
 JSON_DIGITS = 6
@@ -35,7 +35,7 @@ def _fmt(x: float | None, digits: int = 3) -> str:
     return fmt(None if isinstance(x, float) and not math.isfinite(x) else x, digits)
 
 
-def markdown(comp: Comparison, figures: list[str]) -> str:
+def comparison_page(comp: Comparison, figures: list[str]) -> str:
     """A readable page: settings, one table per stage quantity, the kernel predictions, the figures.
 
     Args:
@@ -46,7 +46,7 @@ def markdown(comp: Comparison, figures: list[str]) -> str:
         The page (``report.md``).
 
     Example:
-        >>> page = markdown(_example_comparison(), ["summary.png"])
+        >>> page = comparison_page(_example_comparison(), ["summary.png"])
         >>> page.splitlines()[0], "| stride | 1.000 (1.000) |" in page, page.splitlines()[-1]
         ('# Downsampling comparison: toy', True, '![summary.png](summary.png)')
     """
@@ -234,7 +234,7 @@ def write_comparison(comp: Comparison, out: str | Path, stage_figures: list[str]
             plots.save_figure(stage_figure(comp, layer), tmp / name, dpi=dpi)
             figures.append(name)
         write_json(tmp / "comparison.json", json_ready(comp.to_dict(), JSON_DIGITS))
-        (tmp / "report.md").write_text(markdown(comp, figures))
+        (tmp / "report.md").write_text(comparison_page(comp, figures))
     return ["comparison.json", "report.md", *figures]
 
 

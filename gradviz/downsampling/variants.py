@@ -48,7 +48,7 @@ from gradviz.registry import Registry
 
 __all__ = [
     "AS_BUILT", "BLUR_SIZES", "DOWNSAMPLE", "RESNET_VARIANTS", "VARIANTS", "VGG_VARIANTS", "BlurPool2d", "Blurred",
-    "MaxBlurPool2d", "RelaxedMaxPool2d", "binomial_kernel", "build_variant", "model_family", "variants_for",
+    "MaxBlurPool2d", "RelaxedMaxPool2d", "binomial_kernel", "build_variant", "check_variant", "model_family", "variants_for",
 ]
 
 # Binomial filter sizes offered (size 1 would be no filter at all).
@@ -346,6 +346,20 @@ def variants_for(model: nn.Module) -> Registry[Rewrite]:
     return VARIANTS[model_family(model)]
 
 
+def check_variant(model: nn.Module, name: str) -> str:
+    """``name`` if it is a variant of ``model``'s family, else a one-line error listing the valid ones.
+
+    Example:
+        >>> check_variant(torchvision.models.vgg11(), "maxpool")
+        'maxpool'
+    """
+    valid = variants_for(model)
+    if name not in valid:
+        arch = getattr(model, "arch", model_family(model))
+        raise GradvizError(f"unknown variant {name!r} for {arch}; valid: {', '.join(valid)}")
+    return name
+
+
 def build_variant(model: nn.Module, name: str) -> nn.Module:
     """A copy of ``model`` (a :class:`~gradviz.core.models.PixelModel`) downsampling as ``name`` says.
 
@@ -374,15 +388,11 @@ def build_variant(model: nn.Module, name: str) -> nn.Module:
         ...
         gradviz.errors.GradvizError: unknown variant 'relaxed' for resnet18; valid: stride, blurpool2, blurpool3, blurpool4, blurpool5, blurpool2-stem, blurpool3-stem, blurpool4-stem, blurpool5-stem
     """
-    family = model_family(model)
-    valid = list(VARIANTS[family])
-    if name not in valid:
-        arch = getattr(model, "arch", family)
-        raise GradvizError(f"unknown variant {name!r} for {arch}; valid: {', '.join(valid)}")
+    check_variant(model, name)
     # New modules, shared (frozen, never written) weight tensors: a copy costs no memory for weights.
     shared = {id(t): t for t in [*model.parameters(), *model.buffers()]}
     variant = copy.deepcopy(model, memo=shared)
-    VARIANTS[family][name](layer_root(variant))
+    variants_for(model)[name](layer_root(variant))
     # New blur modules are built on the CPU; the shared weights already sit on the model's device.
     variant.to(model_device(model)).eval().requires_grad_(False)
     return variant

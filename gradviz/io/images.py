@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import skimage.data
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -324,7 +325,6 @@ def builtin_images(size: int = 224, seed: int = 0, noise: int = N_NOISE_IMAGES) 
         >>> len(images), images.names[0], images.names[-1], tuple(images.images.shape)
         (14, 'skimage:astronaut', 'noise:1', (14, 3, 32, 32))
     """
-    import skimage.data  # scikit-image takes about a second to import: only when the built-in set is used
 
     tensors, names = [], []
     for name in SKIMAGE_PHOTOS + SKIMAGE_GREY:

@@ -19,6 +19,16 @@ MANIFEST = ".gradviz.json"
 SOFTWARE = "gradviz"
 
 
+def software_mark() -> str:
+    """The text a single file gradviz writes carries (a PNG ``Software`` chunk, a JPEG comment).
+
+    Example:
+        >>> software_mark() == f"gradviz {gradviz.__version__}"
+        True
+    """
+    return f"{SOFTWARE} {gradviz.__version__}"
+
+
 def files_under(folder: Path) -> list[str]:
     """Every entry under ``folder`` except real folders: files, links (to anything) and the like."""
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_symlink() or not p.is_dir())
@@ -59,6 +69,7 @@ def changed_files(folder: Path) -> list[str]:
 
 
 def write_manifest(folder: Path, command: str) -> None:
+    """Write ``folder``'s manifest: every file under it (links included) with its SHA-256, and ``command``."""
     files = [f for f in files_under(folder) if f != MANIFEST]
     data = {"software": SOFTWARE, "version": gradviz.__version__, "command": command, "files": files,
             "sha256": {f: sha256(folder / f) for f in files}}

@@ -253,6 +253,7 @@ def atomic_dir(out: str | os.PathLike, inputs: Iterable = (), command: str = "",
         Traceback (most recent call last):
         ...
         gradviz.errors.GradvizError: --out .../mine already holds files gradviz did not write (thesis.tex); ...
+        >>> shutil.rmtree(root)
     """
     out = check_out_dir(out, inputs, flag)
     created = _make_parents(out.parent)

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-import gradviz
-from gradviz.io.outputs import SOFTWARE, atomic_file
+from gradviz.io.manifest import software_mark
+from gradviz.io.outputs import atomic_file
 
 # Power below this fraction of the maximum is clipped in log plots, so empty bins do not hide the scale.
 LOG_FLOOR = 1e-8
@@ -99,7 +99,7 @@ def new_figure(nrows: int = 1, ncols: int = 1, **kwargs):
 
 def png_metadata() -> dict[str, str]:
     """PNG text chunks of every figure gradviz writes: its mark (see :func:`gradviz.io.outputs.is_gradviz_file`)."""
-    return {"Software": f"{SOFTWARE} {gradviz.__version__}"}
+    return {"Software": software_mark()}
 
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 110, guard: bool = False) -> None:

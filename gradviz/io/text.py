@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = ["fmt"]
 
+
 def fmt(x: float | None, digits: int = 4) -> str:
     """``x`` with ``digits`` significant digits; ``"n/a"`` for None.
 

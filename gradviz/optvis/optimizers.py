@@ -36,14 +36,16 @@ def _optimizer(name: str, default_lr: float):
 
     def add(fn):
         fn.default_lr = default_lr
-        return OPTIMIZERS.register(name)(fn)
+        # the description --help shows (the docstring's first line) ends with the default step size
+        first, rest = fn.__doc__.split("\n", 1)
+        return OPTIMIZERS.register(name, doc=f"{first} (default lr {default_lr:.4g})\n{rest}")(fn)
 
     return add
 
 
 @_optimizer("normalized", NORMALIZED_LR)
 def normalized_ascent(params: list[torch.Tensor], lr: float) -> Step:
-    """DeepDream's normalised gradient ascent, p += lr * g / mean|g| per image (default lr 1.5/255)
+    """DeepDream's normalised gradient ascent, p += lr * g / mean|g| per image
 
     Args:
         params: the parameters, updated in place.
@@ -70,7 +72,7 @@ def normalized_ascent(params: list[torch.Tensor], lr: float) -> Step:
 
 @_optimizer("adam", ADAM_LR)
 def adam_ascent(params: list[torch.Tensor], lr: float) -> Step:
-    """Adam ascent, as Lucid and Lucent optimise (default lr 0.05)
+    """Adam ascent, as Lucid and Lucent optimise
 
     Args:
         params: the parameters, updated in place; one Adam state per call (per octave).

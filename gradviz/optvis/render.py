@@ -13,9 +13,9 @@ import numpy as np
 import torch
 from PIL import Image, PngImagePlugin
 
-import gradviz
 from gradviz.errors import GradvizError
-from gradviz.io.outputs import SOFTWARE, atomic_file
+from gradviz.io.manifest import software_mark
+from gradviz.io.outputs import atomic_file
 
 __all__ = ["OUTPUT_SUFFIXES", "save_images", "to_uint8", "write_image"]
 
@@ -65,7 +65,7 @@ def write_image(images: torch.Tensor, path: str | Path) -> None:
         ((8, 4), True)
     """
     path = Path(path)
-    mark = f"{SOFTWARE} {gradviz.__version__}"
+    mark = software_mark()
     image = Image.fromarray(to_uint8(images))
     if path.suffix.lower() == ".png":
         info = PngImagePlugin.PngInfo()

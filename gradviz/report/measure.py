@@ -10,23 +10,23 @@ with the number of images.
 from __future__ import annotations
 
 import platform
-from dataclasses import dataclass, field
 from collections.abc import Sequence
 from contextlib import closing
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
 import gradviz
-from gradviz.errors import GradvizError
-from gradviz.core.gradients import GRADIENT_SOURCES, attribution, input_gradients
-from gradviz.io.images import ImageSet
 from gradviz.core.budget import check_image_size, check_memory, report_bytes
-from gradviz.core.layermap import PROBE_SIZE, LayerMap, layer_map
+from gradviz.core.gradients import GRADIENT_SOURCES, attribution, input_gradients
+from gradviz.core.layermap import PROBE_SIZE, LayerMap, layer_map, layer_map_at
 from gradviz.core.models import check_finite_parameters, model_device
 from gradviz.core.objectives import OBJECTIVES, Objective, class_logit
 from gradviz.core.taps import LOGITS, resolve_layer
+from gradviz.errors import GradvizError
+from gradviz.io.images import ImageSet
 from gradviz.spectrum import CheckerboardMetrics, NonFiniteGradient, SpectrumAccumulator
 
 # Objectives (names in :data:`~gradviz.core.objectives.OBJECTIVES`) a report can put on each
@@ -97,6 +97,7 @@ class Report:
 
 
 def versions() -> dict[str, str]:
+    """The versions a report records: gradviz, Python, torch, torchvision, captum."""
     import captum
     import torchvision
 
@@ -180,9 +181,26 @@ def measure_layers(
     device until their batch is moved to the model's. A gradient that is NaN or infinite is
     refused (the model's output is not finite); a layer whose gradient is zero for every image
     gets a note.
+
+    Args:
+        model: a frozen model on [0, 1] pixels.
+        images: ``(N, 3, H, W)`` in [0, 1], or an :class:`ImageSet`.
+        specs: the layers, periods and objectives (:func:`plan_layers`).
+        source, batch_size, seed, progress, alpha: as in :func:`build_report`.
+
+    Returns:
+        One :class:`LayerResult` per spec, in order.
+
+    Example:
+        >>> from gradviz.core.layermap import layer_map
+        >>> from gradviz.core.models import load_model
+        >>> model = load_model("vgg11", "random", seed=0, device="cpu")
+        >>> specs = plan_layers(model, ["features.2"], layer_map(model, 32))
+        >>> [r] = measure_layers(model, torch.rand(2, 3, 32, 32), specs, progress=False)
+        >>> r.name, r.stride, r.objective, tuple(r.incoherent_power.shape)
+        ('features.2', 2, 'deepdream(features.2)', (32, 32))
     """
-    if source not in GRADIENT_SOURCES:
-        raise GradvizError(f"unknown gradient source {source!r}; valid: {', '.join(GRADIENT_SOURCES)}")
+    GRADIENT_SOURCES[source]  # an unknown name raises the registry's one-line error
     device = model_device(model)
     accs = {spec.name: SpectrumAccumulator(spec.stride) for spec in specs}
     examples: dict[str, torch.Tensor] = {}
@@ -269,14 +287,25 @@ def build_report(
 
     Returns:
         A :class:`Report` with one :class:`LayerResult` per measured layer.
+
+    Example:
+        >>> from gradviz.core.models import load_model
+        >>> model = load_model("resnet18", "random", seed=0, device="cpu")
+        >>> images = ImageSet(torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)), ["a", "b"], "noise")
+        >>> report = build_report(model, images, progress=False)
+        >>> [(layer.name, layer.stride) for layer in report.layers]
+        [('relu', 2), ('layer1', 4), ('layer2', 8), ('layer3', 16), ('layer4', 32), ('logits', 32)]
+        >>> report.layers[0].metrics.verdict[:4], tuple(report.layers[0].example_gradient.shape)
+        ('grid', (3, 32, 32))
     """
     if batch_size < 1:
         raise GradvizError(f"batch size must be >= 1, got {batch_size}")
     check_finite_parameters(model)
     size = image_set.size
+    probe = layer_map(model, PROBE_SIZE) if probe is None else probe
     check_report_fits(model, size, min(batch_size, len(image_set)), len(layers) if layers else DEFAULT_LAYER_COUNT,
                       probe=probe)
-    lmap = layer_map(model, size)
+    lmap = layer_map_at(model, size, probe)
     top = lmap.total_stride
     if size < top:
         raise GradvizError(f"images of {size} px are smaller than the network's stride {top}")

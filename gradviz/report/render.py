@@ -4,6 +4,7 @@ page, and a folder written atomically (``report.json``, ``report.md``, PNG figur
 from __future__ import annotations
 
 from collections.abc import Sequence
+from fractions import Fraction
 from pathlib import Path
 
 from matplotlib.figure import Figure
@@ -13,11 +14,15 @@ from gradviz.io.outputs import atomic_dir, write_json
 from gradviz.io.text import fmt
 from gradviz.report.measure import Report
 from gradviz.spectrum import radial_profile
+from gradviz.spectrum.lattice import HIGH_FREQUENCY_CUTOFF
+from gradviz.spectrum.lines import BACKGROUND_HALF_WIDTH
+from gradviz.spectrum.metrics import DEFAULT_NULL_DRAWS
 
-__all__ = ["make_figures", "markdown", "write_report"]
+__all__ = ["make_figures", "report_page", "write_report"]
 
 
-def markdown(report: Report) -> str:
+def report_page(report: Report) -> str:
+    """The report as a Markdown page: settings, what was measured, the table of readings, the figures."""
     d = report.to_dict()
     lines = [
         f"# Gradient-spectrum report: {report.model}",
@@ -39,20 +44,20 @@ def markdown(report: Report) -> str:
         "Gradients have sloped spectra, so each lattice bin is compared with its own neighbourhood:",
         "",
         "- *excess* = exp(mean over the lattice bins of log(P(bin) / geometric mean of P over the non-lattice",
-        "  bins within +-2 bins)), after removing the boundary cross (Moisan's periodic-plus-smooth",
+        f"  bins within +-{BACKGROUND_HALF_WIDTH} bins)), after removing the boundary cross (Moisan's periodic-plus-smooth",
         "  decomposition); bins on an axis are compared with bins on that axis. 1 = no grid, whatever the slope;",
         "  per octave j, over the bins of period exactly 2^j px.",
-        "- *p* per octave: the share of 999 copies of the same bins, translated in frequency onto non-lattice",
+        f"- *p* per octave: the share of {DEFAULT_NULL_DRAWS} copies of the same bins, translated in frequency onto non-lattice",
         "  positions, whose statistic is at least as large; the layer's p is the smallest Holm-adjusted p over",
         "  the octaves. Verdict \"grid\" when p < alpha, naming the octaves whose adjusted p < alpha.",
         "- *shared tile cv*: the energy pattern (sum_c g_c^2 at each phase y mod S, x mod S, on the interior,",
         "  slow trend removed) that different images share, as a U-statistic over pairs of images (0 in",
-        "  expectation without a shared pattern); its p from 999 draws that roll each image's tile by a random",
+        f"  expectation without a shared pattern); its p from {DEFAULT_NULL_DRAWS} draws that roll each image's tile by a random",
         "  phase.",
         "",
         "**How much of the gradient is grid?** Energy shares, no test: lattice share = lattice energy / all",
         "non-DC energy, by octave; coherent = lattice share of the mean gradient; hf off-lattice = non-lattice",
-        "energy with max(|fy|, |fx|) >= 1/4 cycle/px. Tile max/min describes the pooled tile; it is mostly",
+        f"energy with max(|fy|, |fx|) >= {Fraction(HIGH_FREQUENCY_CUTOFF)} cycle/px. Tile max/min describes the pooled tile; it is mostly",
         "chance at large S and is not evidence.",
         "",
         f"## Results (alpha = {report.alpha})",
@@ -143,15 +148,32 @@ def make_figures(report: Report) -> dict[str, Figure]:
 def write_report(report: Report, out: str | Path, inputs: Sequence = (), extra_json: dict | None = None) -> Path:
     """Write ``report.json``, ``report.md`` and the PNG figures into ``out``, atomically.
 
-    ``out`` must be new, empty, or a folder gradviz wrote, and may not be or contain any of
-    ``inputs`` (see :func:`gradviz.io.outputs.check_out_dir`). ``extra_json`` maps further file
-    names to JSON-ready data written into the same folder.
+    Args:
+        report: what :func:`~gradviz.report.measure.build_report` returned.
+        out: must be new, empty, or a folder gradviz wrote (see :func:`gradviz.io.outputs.check_out_dir`).
+        inputs: paths ``out`` may not be or contain (the report's images and weights).
+        extra_json: further file names mapped to JSON-ready data, written into the same folder.
+
+    Returns:
+        ``out`` as a path.
+
+    Example:
+        >>> import tempfile, torch
+        >>> from gradviz.core.models import load_model
+        >>> from gradviz.io.images import ImageSet
+        >>> from gradviz.report.measure import build_report
+        >>> model = load_model("vgg11", "random", seed=0, device="cpu")
+        >>> images = ImageSet(torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)), ["a", "b"], "noise")
+        >>> report = build_report(model, images, layers=["features.2"], progress=False)
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     sorted(p.name for p in write_report(report, Path(folder) / "r").iterdir())
+        ['.gradviz.json', 'depth.png', 'gradients.png', 'radial.png', 'report.json', 'report.md', 'spectra.png', 'tiles.png']
     """
     with atomic_dir(out, inputs, command="report") as tmp:
         write_json(tmp / "report.json", report.to_dict())
         for name, data in (extra_json or {}).items():
             write_json(tmp / name, data)
-        (tmp / "report.md").write_text(markdown(report))
+        (tmp / "report.md").write_text(report_page(report))
         for name, fig in make_figures(report).items():
             plots.save_figure(fig, tmp / name)
     return Path(out)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from gradviz.spectrum.meter import checkerboard_metrics
-from gradviz.spectrum.metrics import CheckerboardMetrics
+from gradviz.spectrum.metrics import DEFAULT_NULL_DRAWS, CheckerboardMetrics
 from gradviz.spectrum.synthetic import FIELDS, add_grid
 
 __all__ = ["CalibrationRow", "CalibrationSettings", "PowerRow", "calibrate", "power", "shared_tile_field"]
@@ -48,7 +48,7 @@ class CalibrationSettings:
     channels: int = 3
     size: int = 128
     alpha: float = 0.05
-    n_null: int = 999
+    n_null: int = DEFAULT_NULL_DRAWS
     seed: int = 0
 
     def batch(self, field: str, generator: torch.Generator) -> torch.Tensor:

@@ -37,6 +37,8 @@ import torch
 import torch.nn.functional as F
 from scipy import special
 
+from gradviz.spectrum.metrics import DEFAULT_NULL_DRAWS
+
 # Half-width, in bins, of the window that gives a bin its local background (+-2 bins, step 2 above).
 BACKGROUND_HALF_WIDTH = 2
 # Null draws are processed in chunks of at most this many numbers, to bound memory.
@@ -214,7 +216,7 @@ def line_excess_test(
     periods: torch.Tensor,
     *,
     n_maps: int,
-    n_null: int = 999,
+    n_null: int = DEFAULT_NULL_DRAWS,
     seed: int = 0,
 ) -> LineTest:
     """Line strength of the lattice against its local background, per period, with p-values.

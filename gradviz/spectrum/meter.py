@@ -35,6 +35,7 @@ per image, so accumulators on several processes can be merged (:meth:`SpectrumAc
 from __future__ import annotations
 
 import math
+
 import torch
 
 from gradviz.spectrum.lattice import as_batch, check_stride, crop_to_period, high_band, period_map

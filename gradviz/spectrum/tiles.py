@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from gradviz.spectrum.lines import NULL_CHUNK_ELEMENTS
+from gradviz.spectrum.metrics import DEFAULT_NULL_DRAWS
 
 # The smallest margin, in pixels, cut from every side before the shared tile is measured.
 MIN_INTERIOR_MARGIN = 16
@@ -150,7 +151,7 @@ def relative_tiles(energy: torch.Tensor, stride: int) -> torch.Tensor:
     return tiles - tiles.mean((-2, -1), keepdim=True)
 
 
-def shared_tile_test(tiles: torch.Tensor, *, n_null: int = 999, seed: int = 0) -> TileTest:
+def shared_tile_test(tiles: torch.Tensor, *, n_null: int = DEFAULT_NULL_DRAWS, seed: int = 0) -> TileTest:
     """The tile pattern that images share, with a random-phase null (see the module docstring).
 
     Args:

@@ -3,7 +3,7 @@
 The generator (:class:`~gradviz.upsampling.generators.Generator`, ``G_BLOCKS`` blocks: 32 x 32
 outputs of period 8, the discriminator's ``PERIOD``) and the discriminator
 (:class:`~gradviz.upsampling.discriminators.Discriminator`) are trained with the non-saturating
-loss and Adam (``ADAM_LR``, ``ADAM_BETAS``) on photo patches; along training, the generator's
+loss and Adam (``GAN_LR``, ``GAN_BETAS``) on photo patches; along training, the generator's
 outputs for a fixed latent batch and the discriminator's input gradient on them are measured.
 """
 
@@ -15,15 +15,15 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from gradviz.errors import GradvizError, unknown
+from gradviz.errors import GradvizError
 from gradviz.spectrum import CheckerboardMetrics, checkerboard_metrics
 from gradviz.upsampling.dcgan import seeded_construction
 from gradviz.upsampling.discriminators import FIRST_LAYERS, PERIOD, Discriminator, discriminator_input_gradient
 from gradviz.upsampling.generators import Generator, parse_design, sample_images
 
 __all__ = [
-    "ADAM_BETAS",
-    "ADAM_LR",
+    "GAN_BETAS",
+    "GAN_LR",
     "EVAL_SEED_OFFSET",
     "G_BLOCKS",
     "GanResult",
@@ -33,8 +33,8 @@ __all__ = [
 ]
 
 # Adam's learning rate and betas, for both networks (DCGAN).
-ADAM_LR = 2e-4
-ADAM_BETAS = (0.5, 0.999)
+GAN_LR = 2e-4
+GAN_BETAS = (0.5, 0.999)
 # Upsampling blocks of the generator: 4 * 2**3 = 32 pixel outputs of period 8 (= PERIOD).
 G_BLOCKS = 3
 # The fixed latent batch of the evaluations is drawn with seed ``settings.seed + EVAL_SEED_OFFSET``.
@@ -48,13 +48,13 @@ def describe_optimiser() -> str:
         >>> describe_optimiser()
         'Adam 2e-4, betas 0.5/0.999, non-saturating loss'
     """
-    mantissa, exponent = f"{ADAM_LR:.0e}".split("e")
-    return f"Adam {mantissa}e{int(exponent)}, betas {ADAM_BETAS[0]:g}/{ADAM_BETAS[1]:g}, non-saturating loss"
+    mantissa, exponent = f"{GAN_LR:.0e}".split("e")
+    return f"Adam {mantissa}e{int(exponent)}, betas {GAN_BETAS[0]:g}/{GAN_BETAS[1]:g}, non-saturating loss"
 
 
 @dataclass
 class GanSettings:
-    """A short non-saturating GAN run (Adam ``ADAM_LR`` = 2e-4, ``ADAM_BETAS`` = 0.5/0.999).
+    """A short non-saturating GAN run (Adam with ``GAN_LR`` and ``GAN_BETAS``, see :func:`describe_optimiser`).
 
     Args:
         first_layer: the discriminator's first layer, a name of ``FIRST_LAYERS``.
@@ -86,8 +86,7 @@ class GanSettings:
 
     def check(self) -> None:
         """Raise :class:`~gradviz.errors.GradvizError` (naming what is valid) for an invalid setting."""
-        if self.first_layer not in list(FIRST_LAYERS):
-            raise unknown(FIRST_LAYERS.kind, self.first_layer, FIRST_LAYERS)
+        FIRST_LAYERS[self.first_layer]  # an unknown name raises the registry's one-line error
         parse_design(self.generator)
         for name in ("steps", "batch", "eval_every", "eval_samples"):
             if getattr(self, name) < (2 if name in ("batch", "eval_samples") else 1):
@@ -166,8 +165,8 @@ def train_gan(settings: GanSettings, data: torch.Tensor, progress: bool = True) 
     with seeded_construction(settings.seed):
         gen = Generator(parse_design(settings.generator), width=settings.g_width, blocks=G_BLOCKS)
         disc = Discriminator(settings.first_layer, width=settings.d_width, size=data.shape[-1])
-    opt_g = torch.optim.Adam(gen.parameters(), lr=ADAM_LR, betas=ADAM_BETAS)
-    opt_d = torch.optim.Adam(disc.parameters(), lr=ADAM_LR, betas=ADAM_BETAS)
+    opt_g = torch.optim.Adam(gen.parameters(), lr=GAN_LR, betas=GAN_BETAS)
+    opt_d = torch.optim.Adam(disc.parameters(), lr=GAN_LR, betas=GAN_BETAS)
     bce = nn.BCEWithLogitsLoss()
     result = GanResult(settings)
 

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from gradviz.errors import GradvizError, unknown
+from gradviz.errors import GradvizError
 from gradviz.spectrum import CheckerboardMetrics, SpectrumAccumulator
 from gradviz.upsampling.dcgan import dcgan_init_, seeded_construction
 from gradviz.upsampling.upsamplers import UPSAMPLERS, SubPixelConv, upsampling_block
@@ -112,8 +112,7 @@ def parse_design(text: str) -> GeneratorDesign:
     if not match:
         raise GradvizError(f"invalid generator design {text!r}; valid: {valid}")
     up, last, final = match["up"], match["last"], match["final"]
-    if up not in list(UPSAMPLERS):
-        raise unknown(UPSAMPLERS.kind, up, UPSAMPLERS)
+    UPSAMPLERS[up]  # an unknown name raises the registry's one-line error
     if last is not None:
         if not up.startswith("deconv"):
             raise GradvizError(f"-last<n> needs a deconv upsampler, got {text!r}; valid: deconv3-last1, deconv4-last2, ...")
