@@ -50,20 +50,20 @@ def headline(comp: Comparison) -> dict:
     out = {}
     for v in comp.variants:
         out[v.name] = {
-            "layers": [s.layer for s in v.stages],
-            "strides": [s.stride for s in v.stages],
-            "own_line_excess": [s.own_line_excess for s in v.stages],
-            "own_line_p": [s.own_line_p for s in v.stages],
-            "lattice_excess": [s.metrics.lattice_excess for s in v.stages],
-            "p_value": [s.metrics.p_value for s in v.stages],
-            "grid_detected": [s.metrics.grid_detected for s in v.stages],
-            "verdict": [s.metrics.verdict for s in v.stages],
-            "shared_tile_cv": [s.metrics.shared_tile_cv for s in v.stages],
-            "tile_p_value": [s.metrics.tile_p_value for s in v.stages],
-            "hf_offlattice_fraction": [s.metrics.hf_offlattice_fraction for s in v.stages],
-            "tile_contrast": [s.metrics.tile_contrast for s in v.stages],
-            "cosine_mean": [s.cosine_mean for s in v.stages],
-            "predicted_line_to_dc": [v.predicted_line(s.stride) for s in v.stages],
+            "layers": [s.layer for s in v.layers],
+            "strides": [s.stride for s in v.layers],
+            "own_line_excess": [s.own_line_excess for s in v.layers],
+            "own_line_p": [s.own_line_p for s in v.layers],
+            "lattice_excess": [s.metrics.lattice_excess for s in v.layers],
+            "p_value": [s.metrics.p_value for s in v.layers],
+            "grid_detected": [s.metrics.grid_detected for s in v.layers],
+            "verdict": [s.metrics.verdict for s in v.layers],
+            "shared_tile_cv": [s.metrics.shared_tile_cv for s in v.layers],
+            "tile_p_value": [s.metrics.tile_p_value for s in v.layers],
+            "hf_offlattice_fraction": [s.metrics.hf_offlattice_fraction for s in v.layers],
+            "tile_contrast": [s.metrics.tile_contrast for s in v.layers],
+            "cosine_mean": [s.cosine_mean for s in v.layers],
+            "predicted_line_to_dc": [v.predicted_line(s.stride) for s in v.layers],
         }
     return out
 
@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
             model = load_model(arch, weights, seed=seed, device=device)
             comp = compare_variants(model, variants, images, seed=seed)
             if seed == args.seed:
-                stages = [s.layer for s in comp.variants[0].stages]
+                stages = [s.layer for s in comp.variants[0].layers]
                 write_comparison(comp, out / arch, stage_figures=[stages[1], stages[-1]], dpi=FIGURE_DPI)
             per_seed.append(headline(comp))
         timings[arch] = time.perf_counter() - start

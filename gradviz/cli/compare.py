@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
                             lmap=lmap)
     files = write_comparison(comp, args.out, inputs=inputs)
     for v in comp.variants:
-        deepest = v.stages[-1]
+        deepest = v.layers[-1]
         m = deepest.metrics
         print(f"{v.name:15s} {deepest.layer}: {m.verdict}; lattice excess {m.lattice_excess:.3g}  "
               f"hf off-lattice {m.hf_offlattice_fraction:.3f}  cos {deepest.cosine_mean:.3f}")

@@ -9,7 +9,7 @@ module here that imports matplotlib, so it is not imported by this package).
 
 from gradviz.downsampling.compare import (
     Comparison,
-    StageResult,
+    ComparedLayer,
     VariantResult,
     compare_variants,
     comparison_layers,
@@ -19,7 +19,7 @@ from gradviz.downsampling.kernels import KernelPrediction, predict_layer, predic
 from gradviz.downsampling.variants import RESNET_VARIANTS, VGG_VARIANTS, build_variant, model_family, variants_for
 
 __all__ = [
-    "Comparison", "KernelPrediction", "RESNET_VARIANTS", "StageResult", "VGG_VARIANTS", "VariantResult",
+    "Comparison", "KernelPrediction", "RESNET_VARIANTS", "ComparedLayer", "VGG_VARIANTS", "VariantResult",
     "build_variant", "compare_variants", "comparison_layers", "model_family", "predict_layer", "predict_lines",
     "resolve_layers", "strided_layers", "variants_for",
 ]

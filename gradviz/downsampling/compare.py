@@ -9,7 +9,8 @@ output every variant gives at the original's shape. VGG: each max-pool's output 
 stages of :attr:`LayerMap.stages <gradviz.core.layermap.LayerMap.stages>` (``relu``, ``layer1`` ..
 ``layer4``). For VGG they are not the report's stages (``LayerMap.stages``, the last layer at each
 stride: ``features.8``, ``.15``, ... for VGG16). The output files call them "stages" (``stages`` in
-``comparison.json``, ``stage-<layer>.png``), as :class:`StageResult` does.
+``comparison.json``, ``stage-<layer>.png``); in Python they are ``VariantResult.layers``, each a
+:class:`ComparedLayer`.
 
 For every variant (:mod:`gradviz.downsampling.variants`) and every comparison layer ``L`` with
 cumulative stride ``S`` (or the user's ``layers``):
@@ -48,7 +49,7 @@ from gradviz.io.images import ImageSet
 from gradviz.io.outputs import json_ready
 from gradviz.spectrum import CheckerboardMetrics, SpectrumAccumulator
 
-__all__ = ["BATCH_SIZE", "MIN_SIZE", "OBJECTIVE", "SIZE_MULTIPLE", "Comparison", "StageResult", "VariantResult",
+__all__ = ["BATCH_SIZE", "MIN_SIZE", "OBJECTIVE", "SIZE_MULTIPLE", "Comparison", "ComparedLayer", "VariantResult",
            "check_size", "compare_variants", "comparison_layers", "measure_variant", "resolve_layers"]
 
 # Images per forward/backward pass: bounds memory; the results do not depend on it.
@@ -61,7 +62,7 @@ OBJECTIVE = "deepdream (mean squared activation of the stage)"
 
 
 @dataclass
-class StageResult:
+class ComparedLayer:
     """One variant at one comparison layer (a "stage" in the output files): checkerboard metrics
     of its input gradients and its fairness.
 
@@ -75,7 +76,7 @@ class StageResult:
     Example:
         >>> from gradviz.spectrum import checkerboard_metrics
         >>> g = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
-        >>> stage = StageResult("layer1", 4, 1.0, 1.0, checkerboard_metrics(g, 4))
+        >>> stage = ComparedLayer("layer1", 4, 1.0, 1.0, checkerboard_metrics(g, 4))
         >>> stage.own_line_excess == stage.metrics.octave_excess[1], sorted(stage.to_dict())[:3]
         (True, ['cosine_mean', 'cosine_min', 'layer'])
     """
@@ -113,7 +114,7 @@ class VariantResult:
 
     Attributes:
         name, description: the variant's registry name and description.
-        stages: one :class:`StageResult` per comparison layer, shallowest first.
+        layers: one :class:`ComparedLayer` per comparison layer, shallowest first.
         predictions: the kernel predictions of the variant's strided layers, in call order.
         example_gradients: per layer, the first image's input gradient ``(3, H, W)``.
         spectra: per layer, the mean power spectrum of the gradients ``(H', W')`` (cropped to
@@ -122,7 +123,7 @@ class VariantResult:
 
     name: str
     description: str
-    stages: list[StageResult]
+    layers: list[ComparedLayer]
     predictions: list[KernelPrediction]
     example_gradients: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)  # first image
     spectra: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)  # mean power per stage
@@ -156,12 +157,12 @@ class VariantResult:
         return {
             "name": self.name,
             "description": self.description,
-            "stages": [s.to_dict() for s in self.stages],
+            "stages": [s.to_dict() for s in self.layers],
             "predictions": [p.to_dict() for p in self.predictions],
             "lines": [
                 {"period": s.stride, "measured_excess": json_ready(s.own_line_excess), "measured_p": json_ready(s.own_line_p),
                  "predicted_to_dc": self.predicted_line(s.stride)}
-                for s in self.stages
+                for s in self.layers
             ],
         }
 
@@ -283,18 +284,18 @@ def measure_variant(
     variant: nn.Module,
     name: str,
     images: ImageSet | torch.Tensor,
-    stages: list[tuple[str, int]],
+    compared: list[tuple[str, int]],
     batch_size: int = BATCH_SIZE,
     progress: tqdm | None = None,
     seed: int = 0,
-) -> tuple[list[StageResult], dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+) -> tuple[list[ComparedLayer], dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """Measure one variant against the original at the given layers.
 
     Args:
         original, variant: the loaded model (the reference activations) and one of its variants.
         name: the variant's name, for errors.
         images: a tensor or an :class:`~gradviz.io.images.ImageSet` (read batch by batch).
-        stages: ``(layer, stride)`` pairs, from :func:`resolve_layers`.
+        compared: ``(layer, stride)`` pairs, from :func:`resolve_layers`.
         batch_size: images per pass; ``progress``: a tqdm bar advanced per image.
         seed: seeds the null draws of the tests.
 
@@ -309,8 +310,8 @@ def measure_variant(
     """
     device = model_device(variant)
     images = images if isinstance(images, ImageSet) else ImageSet(images, [""] * images.shape[0])
-    layers = [layer for layer, _ in stages]
-    accs = {layer: SpectrumAccumulator(stride) for layer, stride in stages}
+    layers = [layer for layer, _ in compared]
+    accs = {layer: SpectrumAccumulator(stride) for layer, stride in compared}
     cos_sum = dict.fromkeys(layers, 0.0)
     cos_min = dict.fromkeys(layers, math.inf)
     objectives = {layer: deepdream(layer) for layer in layers}
@@ -333,8 +334,8 @@ def measure_variant(
             if progress is not None:
                 progress.update(len(x))
     results = [
-        StageResult(layer, stride, cos_sum[layer] / len(images), cos_min[layer], accs[layer].metrics(seed=seed))
-        for layer, stride in stages
+        ComparedLayer(layer, stride, cos_sum[layer] / len(images), cos_min[layer], accs[layer].metrics(seed=seed))
+        for layer, stride in compared
     ]
     spectra = {layer: acc.incoherent_power().cpu() for layer, acc in accs.items()}
     return results, examples, spectra
@@ -369,7 +370,7 @@ def compare_variants(
         >>> model = PixelModel(torchvision.models.resnet18().eval().requires_grad_(False), arch="resnet18")
         >>> images = ImageSet(torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0)), ["noise"])
         >>> comp = compare_variants(model, ["stride"], images, layers=["relu"])
-        >>> stage = comp.variants[0].stages[0]
+        >>> stage = comp.variants[0].layers[0]
         >>> stage.layer, stage.stride, round(stage.cosine_mean, 6)   # the as-built variant is the original
         ('relu', 2, 1.0)
     """
@@ -379,16 +380,16 @@ def compare_variants(
         lmap = layer_map(model, size)
     elif lmap.size != size:
         raise GradvizError(f"the layer map is at {lmap.size} px, the images at {size} px; valid: a map at the images' size")
-    stages = resolve_layers(model, lmap, layers)
+    compared = resolve_layers(model, lmap, layers)
     registry = variants_for(model)
     results = []
     with tqdm(total=len(names) * len(images), desc=f"compare {getattr(model, 'arch', '')}", unit="img",
               disable=None) as bar:
         for name in names:
             variant = build_variant(model, name)
-            stage_results, examples, spectra = measure_variant(model, variant, name, images, stages, batch_size, bar, seed)
+            layer_results, examples, spectra = measure_variant(model, variant, name, images, compared, batch_size, bar, seed)
             results.append(
-                VariantResult(name, registry.describe(name), stage_results, predict_lines(variant, size), examples, spectra)
+                VariantResult(name, registry.describe(name), layer_results, predict_lines(variant, size), examples, spectra)
             )
     return Comparison(
         getattr(model, "arch", "custom"), getattr(model, "weights", "custom"), images.source, list(images.names),

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from matplotlib.figure import Figure
 
-from gradviz.downsampling.compare import Comparison, StageResult, VariantResult
+from gradviz.downsampling.compare import Comparison, ComparedLayer, VariantResult
 from gradviz.io import plotting as plots
 from gradviz.io.outputs import atomic_dir, json_ready, write_json
 from gradviz.io.text import fmt
@@ -70,7 +70,7 @@ def comparison_page(comp: Comparison, figures: list[str]) -> str:
         "only; hf off = top-octave off-lattice share of the energy. Every image counts the same (unit energy).",
         "",
     ]
-    stages = comp.variants[0].stages
+    stages = comp.variants[0].layers
     header = "| variant | " + " | ".join(f"{s.layer} (S={s.stride})" for s in stages) + " |"
     sep = "|---|" + "---|" * len(stages)
     for title, cell in [
@@ -84,7 +84,7 @@ def comparison_page(comp: Comparison, figures: list[str]) -> str:
     ]:
         lines += [f"### {title}", ""]
         lines += [header, sep]
-        lines += [f"| {v.name} | " + " | ".join(cell(s) for s in v.stages) + " |" for v in comp.variants]
+        lines += [f"| {v.name} | " + " | ".join(cell(s) for s in v.layers) + " |" for v in comp.variants]
         lines.append("")
     lines += [
         "### Lattice energy per octave (fraction of non-DC energy, period 2, 4, ...)",
@@ -93,7 +93,7 @@ def comparison_page(comp: Comparison, figures: list[str]) -> str:
         "|---|---|" + "---|" * 5,
     ]
     for v in comp.variants:
-        for s in v.stages:
+        for s in v.layers:
             octs = [f"{x:.4f}" for x in s.metrics.octave_fractions] + [""] * (5 - len(s.metrics.octave_fractions))
             lines.append(f"| {v.name} | {s.layer} | " + " | ".join(octs) + " |")
     lines += [
@@ -109,7 +109,7 @@ def comparison_page(comp: Comparison, figures: list[str]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for v in comp.variants:
-        measured = {s.stride: f"{_fmt(s.own_line_excess)} ({_fmt(s.own_line_p, 2)})" for s in v.stages}
+        measured = {s.stride: f"{_fmt(s.own_line_excess)} ({_fmt(s.own_line_p, 2)})" for s in v.layers}
         for p in v.predictions:
             mean_h = None
             if p.harmonic_to_dc:
@@ -143,7 +143,7 @@ def stage_figure(comp: Comparison, layer: str) -> Figure:
     n = len(comp.variants)
     fig, axes = plots.new_figure(n, 3, figsize=(5.4, 1.8 * n), squeeze=False)
     for row, v in zip(axes, comp.variants):
-        stage = next(s for s in v.stages if s.layer == layer)
+        stage = next(s for s in v.layers if s.layer == layer)
         plots.plot_gradient_map(row[0], v.example_gradients[layer], f"{v.name}: gradient ({comp.image_names[0]})")
         plots.plot_log_spectrum(row[1], v.spectra[layer], f"log10 power, excess {_fmt(stage.metrics.lattice_excess)} (p {_fmt(stage.metrics.p_value, 2)})", stride=stage.stride)
         tile = torch.tensor(stage.metrics.tile)
@@ -181,11 +181,11 @@ def summary_figure(comp: Comparison) -> Figure:
     ]
     for ax, (title, fn, log, significant) in zip(axes.flat, panels):
         for i, v in enumerate(comp.variants):
-            xs = [s.stride for s in v.stages]
-            ys = [fn(v, s) for s in v.stages]
+            xs = [s.stride for s in v.layers]
+            ys = [fn(v, s) for s in v.layers]
             ys = [math.nan if y is None or not math.isfinite(y) else y for y in ys]
             ax.plot(xs, ys, "-", lw=1, color=f"C{i}", label=v.name)
-            for x, y, s in zip(xs, ys, v.stages):
+            for x, y, s in zip(xs, ys, v.layers):
                 filled = significant is None or significant(s)
                 ax.plot([x], [y], "o", ms=3, color=f"C{i}", mfc=f"C{i}" if filled else "white")
         if log:
@@ -224,7 +224,7 @@ def write_comparison(comp: Comparison, out: str | Path, stage_figures: list[str]
         >>> files, data["variants"][0]["stages"][0]["stride"]
         (['comparison.json', 'report.md', 'summary.png'], 4)
     """
-    layers = [s.layer for s in comp.variants[0].stages]
+    layers = [s.layer for s in comp.variants[0].layers]
     chosen = layers if stage_figures is None else [l for l in layers if l in stage_figures]
     with atomic_dir(out, inputs, command="compare") as tmp:
         figures = ["summary.png"]
@@ -241,6 +241,6 @@ def write_comparison(comp: Comparison, out: str | Path, stage_figures: list[str]
 def _example_comparison() -> Comparison:
     """A one-variant, one-layer comparison of seeded noise, for the examples above."""
     g = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
-    stage = StageResult("layer1", 4, 1.0, 1.0, checkerboard_metrics(g, 4))
+    stage = ComparedLayer("layer1", 4, 1.0, 1.0, checkerboard_metrics(g, 4))
     variant = VariantResult("stride", "as built", [stage], [], {"layer1": g[0]}, {"layer1": g[0].square().sum(0)})
     return Comparison("toy", "random", "noise", ["noise:0"], 64, 0, [variant])
