@@ -89,7 +89,8 @@ def test_bad_layer_and_size_fail_without_output(resnet18, images, tmp_path):
 
 def test_cli_errors_exit_2_and_write_nothing(tmp_path, capsys):
     out = tmp_path / "report"
-    assert main(["compare", "--model", "resnet18", "--variants", "stride,relaxed", "--size", "64", "--out", str(out)]) == 2
+    assert main(["compare", "--model", "resnet18", "--weights", "random", "--variants", "stride,relaxed", "--size", "64",
+                 "--out", str(out)]) == 2
     assert "unknown variant 'relaxed' for resnet18; valid: stride, blurpool2" in capsys.readouterr().err
     assert main(["compare", "--model", "vgg11", "--size", "100", "--out", str(out)]) == 2
     assert "--size must be a multiple of 32" in capsys.readouterr().err
@@ -100,13 +101,13 @@ def test_cli_help_lists_the_registered_variants(capsys):
     assert main(["compare", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
     assert "VGG variants: maxpool, stride, avgpool, blurpool2, blurpool3, blurpool4, blurpool5, relaxed." in text
-    assert "a multiple of 32, >= 64 (default 128)" in text
+    assert "a multiple of 32, >= 64 (default: 224)" in text
 
 
 def test_cli_writes_a_report(tmp_path, capsys):
     out = tmp_path / "report"
     folder = write_noise_photos(tmp_path / "imgs", 1, (70, 80))
-    argv = ["compare", "--model", "vgg11", "--variants", "stride,avgpool", "--images", str(folder),
+    argv = ["compare", "--model", "vgg11", "--weights", "random", "--variants", "stride,avgpool", "--images", str(folder),
             "--size", "64", "--layers", "features.5,features.20", "--device", "cpu", "--out", str(out)]
     assert main(argv) == 0
     data = json.loads((out / "comparison.json").read_text())

@@ -16,10 +16,12 @@ from gradviz.errors import GradvizError
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_every_architecture_runs_at_random_init(name):
     model = load_model(name, "random", seed=0, device="cpu")
-    lmap = layer_map(model, 32)
+    lmap = layer_map(model, 64)
     assert lmap.total_stride == 32
     stages = lmap.stages
     assert [s.stride for s in stages] == [2, 4, 8, 16, 32]
+    # at 32 px the stride-32 output is 1x1: its period is the whole image, so it is no stage
+    assert [s.name for s in layer_map(model, 32).stages] == [s.name for s in stages[:-1]]
     objectives = {s.name: deepdream(s.name) for s in stages}
     objectives["logits"] = class_logit("top")
     x = torch.rand(2, 3, 32, 32)

@@ -93,7 +93,7 @@ def test_measure_discriminator_is_seeded_and_leaves_the_global_random_state_alon
 
 def test_cli_discriminator(tmp_path, capsys):
     out = tmp_path / "disc"
-    assert main(["discriminator", "--first-layer", "stride2,conv+pool", "--images", "4", "--out", str(out)]) == 0
+    assert main(["discriminator", "--first-layer", "stride2,conv+pool", "--patches", "4", "--out", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == [".gradviz.json", "gradients.png", "metrics.json"]
     written = json.loads((out / "metrics.json").read_text())
     images = pick_patches(4, 0)

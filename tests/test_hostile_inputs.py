@@ -217,10 +217,10 @@ BAD_ARGUMENTS = [
     (DREAM + ["--size", "100000"], "of memory, more than"),
     (["layers", "--model", "resnet18", "--size", "0"], "--size"),
     (["layers", "--model", "resnet18", "--size", "8"], "total stride 32"),
-    (["overlap", "--layers", "40"], "of memory, more than"),
-    (["overlap", "--layers", "64"], "period of more than 2**62"),
-    (["overlap", "--layers", "600"], "--layers: must be an integer between 1 and 64"),
-    (["overlap", "--stride", "3", "--layers", "50"], "period of more than 2**62"),
+    (["overlap", "--depth", "40"], "of memory, more than"),
+    (["overlap", "--depth", "64"], "period of more than 2**62"),
+    (["overlap", "--depth", "600"], "--depth: must be an integer between 1 and 64"),
+    (["overlap", "--stride", "3", "--depth", "50"], "period of more than 2**62"),
     (["overlap", "--final", str(2**62)], "--final"),
     (DREAM + ["--image", ""], "--image: must not be empty"),
     (["overlap", "--kernel", "10000000000"], "kernel must be a size from 1 to 1024"),
@@ -275,9 +275,9 @@ def project(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("command", [
     REPORT,
-    ["compare", "--model", "resnet18", "--size", "64"],
+    ["compare", "--model", "resnet18", "--weights", "random", "--size", "64"],
     TINY_GENERATORS,
-    ["discriminator", "--images", "2"],
+    ["discriminator", "--patches", "2"],
 ])
 @pytest.mark.parametrize("out,message", [
     ("proj", "already holds files gradviz did not write (thesis.tex)"),

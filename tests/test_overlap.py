@@ -148,7 +148,7 @@ def test_overlap_prefixes_are_the_rows_of_the_figure():
 
 def test_cli_overlap_writes_figure_and_json(tmp_path, capsys):
     out = tmp_path / "overlap.png"
-    assert main(["overlap", "--kernel", "3", "--stride", "2", "--layers", "2", "--out", str(out)]) == 0
+    assert main(["overlap", "--kernel", "3", "--stride", "2", "--depth", "2", "--out", str(out)]) == 0
     data = json.loads(out.with_suffix(".json").read_text())
     assert data == json.loads(json.dumps({"software": SOFTWARE, **analyse_overlap(stack(3, 2, layers=2)).to_dict()}))
     assert data["period"] == 4 and data["pattern"] == [3.0, 2.0, 3.0, 1.0] and data["ratio_2d"] == 9.0
@@ -159,7 +159,7 @@ def test_cli_overlap_writes_figure_and_json(tmp_path, capsys):
     assert "[3.0, 2.0, 3.0, 1.0]" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv", [["--kernel", "0"], ["--stride", "0"], ["--layers", "0"], ["--final", "-2"], ["--out", "x.txt"]])
+@pytest.mark.parametrize("argv", [["--kernel", "0"], ["--stride", "0"], ["--depth", "0"], ["--final", "-2"], ["--out", "x.txt"]])
 def test_cli_overlap_bad_input_exits_2_without_output(tmp_path, capsys, argv):
     argv = [a.replace("x.txt", str(tmp_path / "x.txt")) for a in argv]
     if "--out" not in argv:

@@ -8,7 +8,6 @@ import torch
 from PIL import Image
 
 import gradviz.core.layermap as layermap
-import gradviz.report.measure as measure_module
 from conftest import write_noise_photos
 from gradviz.cli import main
 from gradviz.core.layermap import PROBE_SIZE
@@ -77,8 +76,7 @@ def test_build_report_probes_the_model_once_per_size(resnet18, monkeypatch):
         sizes.append(size)
         return real(model, size)
 
-    monkeypatch.setattr(measure_module, "layer_map", counted)
-    monkeypatch.setattr(layermap, "layer_map", counted)  # what layer_map_at calls
+    monkeypatch.setattr(layermap, "layer_map", counted)  # what probe_map and layer_map_at call
     images = builtin_images(32, seed=0, noise=0)
     build_report(resnet18, images, progress=False)
     assert sizes == [PROBE_SIZE, 32]  # the memory estimate's map, then the plan's

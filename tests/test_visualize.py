@@ -135,7 +135,8 @@ def test_bad_image_suffix_is_refused(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
-def test_cli_choices_and_help_come_from_the_registries(capsys):
+def test_cli_choices_and_help_come_from_the_registries(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "10000")  # no wrapping (argparse may break a line at a hyphen)
     assert main(["dream", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
     for registry, flag in ((OBJECTIVES, "--objective"), (OPTIMIZERS, "--optimizer"), (PARAMETERIZATIONS, "--param")):

@@ -24,10 +24,21 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from gradviz import __version__
 from gradviz.errors import GradvizError
 
-# Sub-commands in the order ``gradviz --help`` lists them; each is gradviz/cli/<name>.py.
-COMMANDS = ["report", "layers", "dream", "compare", "overlap", "generators", "discriminator"]
+# Sub-commands in the order ``gradviz --help`` lists them, with their one-line help; each is
+# gradviz/cli/<name>.py, imported only when it runs (or its own --help is asked for), so that
+# ``gradviz --help`` and ``gradviz --version`` do not import torch.
+COMMANDS = {
+    "report": "measure the checkerboard energy of a model's input gradients",
+    "layers": "list a model's layers, output shapes and cumulative strides",
+    "dream": "optimise an image for a channel, neuron, layer (DeepDream) or logit, with jitter and octaves",
+    "compare": "downsampling compared on the same weights: max-pool, strided conv, average pool, blur pool",
+    "overlap": "uneven overlap of transposed convolutions: pattern, max/min, spectrum, figure",
+    "generators": "checkerboards of DCGAN-style generators at random initialisation, per upsampling design",
+    "discriminator": "checkerboards in a discriminator's input gradient: stride-2 first layer vs conv+pool",
+}
 
 # A value such as "-5,0,5": argparse would take it for an option, so it is joined to its flag.
 _NEGATIVE_LIST = re.compile(r"^-(\d|\.\d)[\d.eE+\-]*(,[\s\d.eE+\-]*)*$")
@@ -48,11 +59,24 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command_in(argv: list[str]) -> str | None:
+    """The sub-command ``argv`` names: its first word that is not an option (the top level has no
+    option that takes a value)."""
+    return next((token for token in argv if not token.startswith("-")), None)
+
+
+def build_parser(argv: list[str] = ()) -> argparse.ArgumentParser:
+    """The ``gradviz`` parser; only the sub-command ``argv`` names is imported and fully built, the
+    others are listed by name and help."""
     parser = OneLineParser(prog="gradviz", description="See, measure and remove grid artifacts in CNN gradients.")
+    parser.add_argument("--version", action="version", version=f"gradviz {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMANDS:
-        importlib.import_module(f"gradviz.cli.{name}").register(sub)
+    chosen = _command_in(argv)
+    for name, summary in COMMANDS.items():
+        if name == chosen:
+            importlib.import_module(f"gradviz.cli.{name}").register(sub, summary)
+        else:
+            sub.add_parser(name, help=summary)
     return parser
 
 
@@ -109,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     with signals_as_exceptions():
         try:
             try:
-                args = build_parser().parse_args(argv)  # imports the commands (and torch)
+                args = build_parser(argv).parse_args(argv)  # imports the chosen command (and torch)
             except SystemExit as exc:  # --help, or an argument refused (one line already printed)
                 return exc.code if isinstance(exc.code, int) else 2
             name = f"gradviz {args.command}"

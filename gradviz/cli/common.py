@@ -1,7 +1,8 @@
-"""Argument groups that several sub-commands share, so a flag means one thing everywhere.
+"""Argument groups every sub-command shares: one flag, one meaning, one default everywhere.
 
-Defaults still differ between commands (``--weights`` is ``imagenet`` for ``report`` and
-``dream``, ``random`` for ``layers`` and ``compare``); each command passes its own.
+``--model --weights --normalize --num-classes`` (which network), ``--images`` (a folder or file, never
+a count), ``--size``, ``--device``, ``--seed``, ``--out`` and ``--quiet``. A sub-command adds the
+groups it uses with these functions, and loads its model with :func:`load_model_from`.
 """
 
 from __future__ import annotations
@@ -9,25 +10,43 @@ from __future__ import annotations
 import argparse
 
 from gradviz.cli import argtypes
-from gradviz.core.models import MODEL_NAMES, WEIGHT_CHOICES
+from gradviz.core.models import PixelModel, load_model
+from gradviz.core.specs import MODEL_SPECS_HELP, NORMALIZE_HELP, WEIGHT_CHOICES, parse_spec
 
-__all__ = ["add_device", "add_model", "add_out_dir", "add_seed"]
+__all__ = ["add_device", "add_images", "add_model", "add_out_dir", "add_quiet", "add_seed", "add_size",
+           "load_model_from", "progress", "weights_of"]
 
-
-def add_model(p: argparse.ArgumentParser, *, model: str | None = None, weights: str = "imagenet",
-              weights_help: str | None = None) -> None:
-    """``--model`` (required when ``model`` is None) and ``--weights``."""
-    if model is None:
-        p.add_argument("--model", required=True, help=f"one of: {', '.join(MODEL_NAMES)}")
-    else:
-        p.add_argument("--model", default=model, help=f"one of: {', '.join(MODEL_NAMES)} (default: %(default)s)")
-    p.add_argument("--weights", default=weights,
-                   help=(weights_help or f"{WEIGHT_CHOICES}; 'imagenet' downloads torchvision's") + " (default: %(default)s)")
+# The image side every command uses unless told otherwise (torchvision's ImageNet crop).
+DEFAULT_SIZE = 224
 
 
-def add_device(p: argparse.ArgumentParser, default: str = "auto") -> None:
+def add_model(p: argparse.ArgumentParser, weights_note: str = "") -> None:
+    """``--model`` (required), ``--weights`` (default imagenet), ``--normalize``, ``--num-classes``."""
+    p.add_argument("--model", required=True, help=MODEL_SPECS_HELP)
+    p.add_argument("--weights", default=None,
+                   help=f"{WEIGHT_CHOICES}; 'imagenet' downloads the pretrained weights{weights_note} (default: "
+                        "imagenet; for a file.py:factory model, what the factory builds, seeded)")
+    p.add_argument("--normalize", type=argtypes.nonempty, default=None,
+                   help=f"{NORMALIZE_HELP}; gradients are always with respect to [0, 1] pixels (default: the weights' own)")
+    p.add_argument("--num-classes", type=argtypes.int_range(1), default=None,
+                   help="classes of a fine-tuned checkpoint's head (default: the model's own)")
+
+
+def add_images(p: argparse.ArgumentParser) -> None:
+    """``--images``: a folder or an image file."""
+    p.add_argument("--images", type=argtypes.nonempty, default=None,
+                   help="folder or image file (default: the built-in scikit-image photographs)")
+
+
+def add_size(p: argparse.ArgumentParser, note: str = "") -> None:
+    """``--size``: the square side images are resized and centre-cropped to."""
+    p.add_argument("--size", type=argtypes.int_range(1), default=DEFAULT_SIZE,
+                   help=f"images are resized and centre-cropped to this square{note} (default: %(default)s)")
+
+
+def add_device(p: argparse.ArgumentParser) -> None:
     """``--device``: auto (CUDA if available), cpu, cuda, cuda:N."""
-    p.add_argument("--device", type=argtypes.device, default=default,
+    p.add_argument("--device", type=argtypes.device, default="auto",
                    help="auto (CUDA if available), cpu, cuda, cuda:N (default: %(default)s)")
 
 
@@ -40,3 +59,27 @@ def add_out_dir(p: argparse.ArgumentParser) -> None:
     """``--out``, a folder gradviz may write."""
     p.add_argument("--out", required=True,
                    help="output folder: new, empty, or one gradviz wrote (replaced atomically; anything else is refused)")
+
+
+def add_quiet(p: argparse.ArgumentParser) -> None:
+    """``--quiet``: no progress bars and no summary lines (errors still print)."""
+    p.add_argument("--quiet", action="store_true", help="no progress bars and no summary lines")
+
+
+def progress(args: argparse.Namespace) -> bool | None:
+    """What compute functions take as ``progress``: off with ``--quiet``, else shown on a terminal only."""
+    return False if args.quiet else None
+
+
+def weights_of(args: argparse.Namespace) -> str:
+    """``--weights``, or its default: ``imagenet``, except for a ``file.py:factory`` model, whose
+    factory decides its weights (``random``: built under ``--seed``)."""
+    if args.weights is not None:
+        return args.weights
+    return "random" if parse_spec(args.model).kind == "file" else "imagenet"
+
+
+def load_model_from(args: argparse.Namespace) -> PixelModel:
+    """The model the ``add_model`` flags (and ``--seed``, ``--device``) name."""
+    return load_model(args.model, weights_of(args), seed=getattr(args, "seed", 0), device=args.device,
+                      num_classes=args.num_classes, normalize=args.normalize)

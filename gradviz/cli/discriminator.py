@@ -13,18 +13,19 @@ from gradviz.upsampling.render import plot_gradients
 DEFAULT_FIRST_LAYERS = "stride2,conv+pool"
 
 
-def register(subparsers) -> None:
+def register(subparsers, summary: str) -> None:
     p = subparsers.add_parser(
         "discriminator",
-        help="checkerboards in a discriminator's input gradient: stride-2 first layer vs conv+pool",
+        help=summary,
         description="Gradient of a fresh DCGAN-style discriminator's logit with respect to 32x32 photo "
         "patches (scikit-image), per first layer; writes metrics.json and gradients.png to --out.",
     )
     p.add_argument("--first-layer", type=argtypes.name_list, default=DEFAULT_FIRST_LAYERS,
                    help=f"comma-separated first layers (default {DEFAULT_FIRST_LAYERS}); valid: " + FIRST_LAYERS.help())
-    p.add_argument("--images", type=argtypes.int_range(1), default=64, help="photo patches (default 64)")
+    p.add_argument("--patches", type=argtypes.int_range(1), default=64, help="photo patches (default: %(default)s)")
     common.add_seed(p, "the weights and of the patch choice")
     common.add_out_dir(p)
+    common.add_quiet(p)
     p.set_defaults(func=run)
 
 
@@ -33,11 +34,13 @@ def run(args: argparse.Namespace) -> int:
     firsts = args.first_layer
     for f in firsts:
         FIRST_LAYERS[f]  # an unknown name raises the registry's one-line error
-    images = pick_patches(args.images, args.seed)
+    images = pick_patches(args.patches, args.seed)
     results = {f: measure_discriminator(f, images, seed=args.seed) for f in firsts}
     with atomic_dir(args.out, command="discriminator") as tmp:
         write_json(tmp / "metrics.json", {f: r.metrics.to_dict() for f, r in results.items()})
         plot_gradients(list(results.values()), tmp / "gradients.png")
+    if args.quiet:
+        return 0
     for f, r in results.items():
         m = r.metrics
         print(f"{f:14s} {m.verdict}; period-2 excess {m.octave_excess[0]:.3g} (p {m.octave_p_values[0]:.3g}), "

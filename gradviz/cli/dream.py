@@ -9,8 +9,8 @@ from pathlib import Path
 
 from gradviz.cli import argtypes, common
 from gradviz.core.budget import ACTIVATION_BYTES, activation_elements, check_image_size, check_memory
-from gradviz.core.layermap import PROBE_SIZE, layer_map
-from gradviz.core.models import load_model, model_device
+from gradviz.core.layermap import probe_map
+from gradviz.core.models import model_device
 from gradviz.core.objectives import OBJECTIVES, make_objective
 from gradviz.errors import GradvizError
 from gradviz.io.outputs import SOFTWARE, atomic_files, check_out_file
@@ -24,22 +24,22 @@ from gradviz.optvis.render import OUTPUT_SUFFIXES, write_image
 MIN_SCALE, MAX_SCALE = 0.1, 10.0
 
 
-def register(subparsers) -> None:
+def register(subparsers, summary: str) -> None:
     p = subparsers.add_parser(
         "dream",
-        help="optimise an image for a channel, neuron, layer (DeepDream) or logit, with jitter and octaves",
+        help=summary,
         description="DeepDream-style optimisation: normalised gradient ascent (or Adam) on plain pixels (or a "
         "Fourier parameterisation), with roll jitter, pad-and-crop jitter, random scale and rotation, and "
         "octaves. Writes the image (.png/.jpg; a batch side by side) and a JSON history beside it.",
     )
-    common.add_model(p, model="vgg16")
+    common.add_model(p)
     p.add_argument("--layer", type=argtypes.nonempty, default=None, help="layer name, e.g. features.22 or layer3.1.conv2 (see `gradviz layers`)")
     p.add_argument("--objective", default="channel", choices=OBJECTIVES,
                    help=f"objective kind (default channel): {OBJECTIVES.help()}")
     p.add_argument("--channel", type=argtypes.int_list(0), default=None, help="channel or class index; a comma list gives one image per index")
     p.add_argument("--image", type=argtypes.nonempty, default=None, help="start from this photograph (default: --start)")
     p.add_argument("--start", default="noise", choices=START_KINDS, help="start image when no --image (default noise)")
-    p.add_argument("--size", type=argtypes.int_range(1), default=224, help="image size in pixels (default 224)")
+    common.add_size(p, note=" (the side of the image optimised)")
     p.add_argument("--steps", type=argtypes.int_range(1, 100_000), default=DreamSettings.steps, help="steps per octave (default: %(default)s)")
     p.add_argument("--optimizer", default="normalized", choices=OPTIMIZERS,
                    help=f"optimiser (default normalized): {OPTIMIZERS.help()}")
@@ -56,7 +56,7 @@ def register(subparsers) -> None:
                    "replaced only if gradviz wrote it")
     common.add_seed(p, "random weights, noise start and transforms")
     common.add_device(p)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    common.add_quiet(p)
     p.set_defaults(func=run)
 
 
@@ -79,9 +79,9 @@ def run(args: argparse.Namespace) -> int:
     index = None if args.channel is None else (args.channel[0] if len(args.channel) == 1 else args.channel)
     objective = make_objective(args.objective, args.layer, index)
     batch = len(args.channel) if args.channel and args.objective in ("channel", "neuron", "logit") else 1
-    model = load_model(args.model, args.weights, seed=args.seed, device=args.device)
+    model = common.load_model_from(args)
     check_image_size(args.size, model_device(model), batch=batch)
-    probe = layer_map(model, PROBE_SIZE)  # one probe pass: the memory estimate, the period, the total stride
+    probe = probe_map(model, args.size)  # one map: the memory estimate, the period, the total stride
     check_memory(batch * activation_elements(probe, args.size) * ACTIVATION_BYTES, model_device(model),
                  f"dreaming {batch} image(s) of {args.size} px", "choose a smaller --size or fewer channels")
     start = start_images(Path(args.image).expanduser() if args.image else args.start, args.size, batch=batch,
@@ -94,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
         write_image(result.images, image_tmp)
         json_tmp.write_text(text + "\n")
     metrics = summary["update_metrics"]
+    if args.quiet:
+        return 0
     print(
         f"wrote {shown} and {shown.with_suffix('.json')}: objective {result.history[0].objective:.4g} -> "
         f"{result.history[-1].objective:.4g}; the update (period {result.stride}): {metrics['verdict']}, "

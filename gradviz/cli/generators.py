@@ -17,10 +17,10 @@ BYTES_PER_VALUE = 2 * 4
 DEFAULT_DESIGNS = "deconv3,deconv4,nearest,bilinear,subpixel,subpixel-icnr"
 
 
-def register(subparsers) -> None:
+def register(subparsers, summary: str) -> None:
     p = subparsers.add_parser(
         "generators",
-        help="checkerboards of DCGAN-style generators at random initialisation, per upsampling design",
+        help=summary,
         description="Build one generator per design (<upsample>[-last1|-last2][+final<m>]), sample latent "
         "vectors, and write metrics.json and samples.png to --out. Examples: " + ", ".join(DESIGN_EXAMPLES),
     )
@@ -32,6 +32,7 @@ def register(subparsers) -> None:
     p.add_argument("--width", type=argtypes.int_range(2), default=128, help="channels after the linear layer (default 128)")
     common.add_seed(p, "weights and latents")
     common.add_out_dir(p)
+    common.add_quiet(p)
     p.set_defaults(func=run)
 
 
@@ -52,10 +53,13 @@ def run(args: argparse.Namespace) -> int:
     check_memory(generator_bytes(args.width, args.blocks, args.samples, final_kernel=final), "cpu",
                  f"a generator of width {args.width} with {args.blocks} blocks and {args.samples} samples",
                  "choose a smaller --width, --blocks, --samples or final kernel")
-    results = measure_generators(designs, args.samples, args.seed, args.blocks, args.width)
+    results = measure_generators(designs, args.samples, args.seed, args.blocks, args.width,
+                                 progress=common.progress(args))
     with atomic_dir(args.out, command="generators") as tmp:
         write_json(tmp / "metrics.json", [r.to_dict() for r, _ in results])
         plot_samples(results, tmp / "samples.png")
+    if args.quiet:
+        return 0
     for r, _ in results:
         m = r.metrics
         print(f"{r.design:18s} {m.verdict}; lattice excess {m.lattice_excess:.3g}, lattice share "

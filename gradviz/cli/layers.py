@@ -4,29 +4,30 @@ from __future__ import annotations
 
 import argparse
 
-from gradviz.cli import argtypes, common
+from gradviz.cli import common
 from gradviz.core.budget import ACTIVATION_BYTES, activation_elements, check_memory
-from gradviz.core.layermap import PROBE_SIZE, layer_map, layer_map_at
-from gradviz.core.models import load_model, model_device
+from gradviz.core.layermap import layer_map_at, probe_map
+from gradviz.core.models import model_device
 from gradviz.errors import GradvizError
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
     p = subparsers.add_parser(
         "layers",
-        help="list a model's layers, output shapes and cumulative strides",
+        help=summary,
         description="List the dotted layer names a tap accepts, with output shape and cumulative stride at --size px.",
     )
-    common.add_model(p, weights="random", weights_help="weights do not change the table")
-    p.add_argument("--size", type=argtypes.int_range(1), default=224,
-                   help="probe image size, at least the model's total stride (default: %(default)s)")
-    common.add_device(p, default="cpu")
+    common.add_model(p, weights_note=" (the table does not depend on the weights: only a file is loaded, to check it fits)")
+    common.add_size(p, note=", at least the model's total stride")
+    common.add_device(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    model = load_model(args.model, args.weights, device=args.device)
-    probe = layer_map(model, PROBE_SIZE)
+    if args.weights in (None, "imagenet", "random"):  # the table is the same for any weights: none are downloaded
+        args.weights = "random"
+    model = common.load_model_from(args)
+    probe = probe_map(model, args.size)
     top = probe.total_stride
     if args.size < top:
         raise GradvizError(f"--size must be at least the model's total stride {top}, got {args.size}")

@@ -6,8 +6,7 @@ import argparse
 
 from gradviz.cli import argtypes, common
 from gradviz.core.gradients import GRADIENT_SOURCES
-from gradviz.core.layermap import PROBE_SIZE, layer_map
-from gradviz.core.models import load_model
+from gradviz.core.layermap import probe_map
 from gradviz.core.objectives import OBJECTIVES
 from gradviz.errors import GradvizError
 from gradviz.io.images import SKIMAGE_GREY, SKIMAGE_PHOTOS, load_images
@@ -16,15 +15,15 @@ from gradviz.report.measure import DEFAULT_LAYER_COUNT, REPORT_OBJECTIVES, build
 from gradviz.report.render import write_report
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
     p = subparsers.add_parser(
         "report",
-        help="measure the checkerboard energy of a model's input gradients",
+        help=summary,
         description="Write report.json, report.md and PNG figures on the grid structure of a model's input gradients.",
     )
     common.add_model(p)
-    p.add_argument("--images", type=argtypes.nonempty, default=None, help="folder or image file (default: built-in scikit-image photographs)")
-    p.add_argument("--size", type=argtypes.int_range(1), default=224, help="images are resized and centre-cropped to this square (default: %(default)s)")
+    common.add_images(p)
+    common.add_size(p)
     p.add_argument("--layers", type=argtypes.name_list, default=None, help="comma-separated layer names (default: every downsampling stage + logits)")
     p.add_argument("--objective", default="deepdream", choices=REPORT_OBJECTIVES,
                    help="objective on each layer: " + "; ".join(f"{k}: {OBJECTIVES.describe(k)}" for k in REPORT_OBJECTIVES)
@@ -42,6 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="with the built-in images, add this many seeded uniform-noise images (default: %(default)s)")
     common.add_device(p)
     common.add_out_dir(p)
+    common.add_quiet(p)
     p.set_defaults(func=run)
 
 
@@ -50,9 +50,9 @@ def run(args: argparse.Namespace) -> int:
     check_out_dir(args.out, inputs)
     if args.images is not None and args.noise_images:
         raise GradvizError("--noise-images adds noise images to the built-in set only; valid: without --images")
-    model = load_model(args.model, args.weights, seed=args.seed, device=args.device)
+    model = common.load_model_from(args)
     n_layers = len(args.layers) if args.layers else DEFAULT_LAYER_COUNT
-    probe = layer_map(model, PROBE_SIZE)
+    probe = probe_map(model, args.size)
     if args.images is None:  # the built-in set is held in memory: checked before it is made
         held = len(SKIMAGE_PHOTOS) + len(SKIMAGE_GREY) + args.noise_images
         check_report_fits(model, args.size, min(args.batch_size, held), n_layers, held, probe=probe)
@@ -70,8 +70,11 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         alpha=args.alpha,
         probe=probe,
+        progress=common.progress(args),
     )
     out = write_report(report, args.out, inputs=inputs)
+    if args.quiet:
+        return 0
     print(f"wrote {out}/report.md ({len(report.layers)} layers, {report.n_images} images, {report.device})")
     for note in report.notes:
         print(f"  note: {note}")

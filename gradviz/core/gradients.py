@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 import torch
 from torch import nn
 
-from gradviz.core.objectives import Objective
+from gradviz.core.objectives import Objective, as_objective
 from gradviz.core.taps import Taps
 from gradviz.errors import GradvizError
 from gradviz.registry import Registry
@@ -45,6 +45,7 @@ def input_gradients(
         >>> g["c0"][0, :, 0, 0].tolist(), g["mean"][0, :, 0, 0].tolist()   # weight / (H * W), then / (C * H * W)
         ([0.25, 0.5, 0.75], [0.125, 0.25, 0.5])
     """
+    objectives = {key: as_objective(obj).bind(model) for key, obj in objectives.items()}  # modules -> names
     layers = [layer for obj in objectives.values() for layer in obj.layers]
     x = images.detach().clone().requires_grad_(True)
     keys = list(objectives)
@@ -84,7 +85,7 @@ class ObjectiveModule(nn.Module):
     def __init__(self, model: nn.Module, objective: Objective):
         super().__init__()
         self.model = model
-        self.objective = objective
+        self.objective = as_objective(objective).bind(model)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         with Taps(self.model, self.objective.layers, stop=True) as taps:

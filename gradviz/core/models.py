@@ -1,38 +1,56 @@
-"""Model stage: torchvision VGG and ResNet by name, with ImageNet, local-file or random weights.
+"""Model stage: any classification network as a frozen model on RGB pixels in [0, 1].
 
-Every model gradviz returns takes RGB pixels in [0, 1]: ImageNet normalisation happens inside
-(:class:`PixelModel`), so gradients are with respect to pixels. Parameters are frozen
-(``requires_grad=False``): only input gradients are ever computed. ReLUs are made
-out-of-place so that a hook sees the activation a layer really produced.
+:func:`load_model` takes a spec (a short name, ``torchvision:NAME``, ``timm:NAME`` or
+``path/to/file.py:factory``, see :mod:`~gradviz.core.specs`) and ImageNet, checkpoint or random
+weights (:mod:`~gradviz.core.checkpoints`). Every model gradviz returns takes RGB pixels in
+[0, 1]: normalisation happens inside (:class:`PixelModel`), so gradients are with respect to
+pixels. Parameters are frozen (``requires_grad=False``): only input gradients are ever computed.
+ReLUs are made out-of-place so that a hook sees the activation a layer really produced.
+:func:`as_pixel_model` wraps a user's own module instead, changing nothing in it, and
+:func:`eval_mode` measures a model in eval mode and restores its mode afterwards.
 """
 
 from __future__ import annotations
 
-import urllib.error
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-import torchvision
 from torch import nn
 
+from gradviz.core.architectures import Built, build_file, build_timm, build_torchvision, suggest_prefix
+from gradviz.core.checkpoints import load_checkpoint, read_checkpoint
+from gradviz.core.specs import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    MODEL_NAMES,
+    MODEL_SPECS_HELP,
+    RESNET_NAMES,
+    VGG_NAMES,
+    WEIGHT_CHOICES,
+    describe_normalize,
+    parse_normalize,
+    parse_spec,
+)
 from gradviz.errors import GradvizError, unknown
 
-VGG_NAMES = [f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in ("", "_bn")]
-RESNET_NAMES = [f"resnet{d}" for d in (18, 34, 50, 101, 152)]
-MODEL_NAMES = VGG_NAMES + RESNET_NAMES
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "MODEL_NAMES", "MODEL_SPECS_HELP", "RESNET_NAMES", "VGG_NAMES",
+           "WEIGHT_CHOICES", "PixelModel", "as_pixel_model", "build_architecture", "check_finite_parameters",
+           "eval_mode", "load_model", "make_relus_out_of_place", "model_device", "parse_normalize",
+           "resolve_device"]
 
-# torchvision's ImageNet input convention: x_net = (x - mean) / std with x in [0, 1].
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-WEIGHT_CHOICES = "'imagenet', 'random', or a path to a state-dict file (.pth)"
+CHECKPOINT_SUFFIXES = {".pth", ".pt", ".bin", ".ckpt", ".tar"}
+BUILDERS = {"name": build_torchvision, "torchvision": build_torchvision, "timm": build_timm, "file": build_file}
 
 
 class PixelModel(nn.Module):
     """A network that takes RGB in [0, 1]: ``forward(x) = net((x - mean) / std)``.
 
     Layer names (``features.22``, ``layer3.1.conv2``) are those of ``net``.
-    ``classifier_trained`` says whether the logits mean anything.
+    ``classifier_trained`` says whether the logits mean anything; ``normalize`` names the
+    normalisation (``"imagenet"``, ``"none"``, ``"mean=0.5 std=0.5"``) for reports.
+    The wrapper starts in ``net``'s mode (train or eval).
 
     Args:
         net: the network, taking normalised input.
@@ -49,6 +67,8 @@ class PixelModel(nn.Module):
         >>> model = PixelModel(net, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
         >>> model(torch.ones(1, 3, 1, 1)).item()   # 3 channels of (1 - 0.5) / 0.5
         3.0
+        >>> model.normalize
+        'mean=0.5 std=0.5'
     """
 
     def __init__(
@@ -62,18 +82,103 @@ class PixelModel(nn.Module):
     ):
         super().__init__()
         self.net = net
-        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
+        dev = model_device(net)
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32, device=dev).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32, device=dev).view(1, -1, 1, 1))
         self.arch = arch
         self.weights = weights
         self.classifier_trained = classifier_trained
+        try:
+            self.normalize = describe_normalize(self.mean.flatten().tolist(), self.std.flatten().tolist())
+        except GradvizError:  # not 1 or 3 channels: name the values
+            self.normalize = f"mean={self.mean.flatten().tolist()} std={self.std.flatten().tolist()}"
+        self.training = net.training
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net((x - self.mean) / self.std)
 
+    def extra_repr(self) -> str:
+        return f"arch={self.arch!r}, weights={self.weights!r}, normalize={self.normalize!r}"
+
+
+def as_pixel_model(module: nn.Module, normalize: str | tuple | None = None) -> PixelModel:
+    """Wrap a user's network so that it takes RGB pixels in [0, 1], changing nothing in it.
+
+    The network is not copied, and its parameters' ``requires_grad`` and its mode (train or
+    eval) are left as they are: input gradients never need parameter gradients, and
+    :func:`eval_mode` switches the mode only while measuring.
+
+    Args:
+        module: any ``nn.Module`` taking normalised ``(B, 3, H, W)`` input, or a :class:`PixelModel`.
+        normalize: ``"imagenet"``, ``"none"``, ``"MEAN,STD"`` text or a ``(mean, std)`` pair
+            (:func:`~gradviz.core.specs.parse_normalize`). None: a :class:`PixelModel` is returned
+            unchanged, a plain module gets ImageNet's normalisation. Given for a :class:`PixelModel`,
+            its network is re-wrapped with the new normalisation.
+
+    Returns:
+        A :class:`PixelModel` around ``module`` (``arch`` is the module's class name).
+
+    Example:
+        >>> net = nn.Conv2d(3, 2, 1)
+        >>> model = as_pixel_model(net, "0.5,0.25")
+        >>> model.net is net, model.arch, model.normalize, net.weight.requires_grad
+        (True, 'Conv2d', 'mean=0.5 std=0.25', True)
+        >>> x = torch.rand(1, 3, 4, 4)
+        >>> torch.equal(model(x), net((x - 0.5) / 0.25)), as_pixel_model(model) is model
+        (True, True)
+    """
+    if isinstance(module, PixelModel):
+        if normalize is None:
+            return module
+        mean, std = parse_normalize(normalize)
+        return PixelModel(module.net, mean, std, arch=module.arch, weights=module.weights,
+                          classifier_trained=module.classifier_trained)
+    if not isinstance(module, nn.Module):
+        raise GradvizError(f"expected a torch.nn.Module, got {type(module).__name__}; valid: an nn.Module, or "
+                           f"a model spec for load_model ({MODEL_SPECS_HELP})")
+    mean, std = parse_normalize(normalize)
+    return PixelModel(module, mean, std, arch=type(module).__name__, weights="custom")
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[bool]:
+    """Put ``model`` in eval mode for the duration, then give every submodule its own mode back.
+
+    Measuring in train mode would be wrong: BatchNorm would mix the images of a batch and dropout
+    would be random. Modes are restored module by module (a model with some modules frozen in
+    eval mode keeps them so), also when the body raises.
+
+    Args:
+        model: any ``nn.Module``.
+
+    Returns:
+        A context manager yielding whether any module was in train mode (so callers can add a note).
+
+    Example:
+        >>> net = nn.Sequential(nn.Conv2d(3, 3, 1), nn.BatchNorm2d(3)).train()
+        >>> with eval_mode(net) as was_training:
+        ...     was_training, net.training, net[1].training
+        (True, False, False)
+        >>> net.training, net[1].training
+        (True, True)
+    """
+    modes = [(m, m.training) for m in model.modules()]
+    was_training = any(flag for _, flag in modes)
+    model.eval()
+    try:
+        yield was_training
+    finally:
+        for m, flag in modes:
+            m.training = flag
+
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """``None`` or ``"auto"``: CUDA when available, else CPU; otherwise the named device."""
+    """``None`` or ``"auto"``: CUDA when available, else CPU; otherwise the named device.
+
+    Example:
+        >>> resolve_device("cpu")
+        device(type='cpu')
+    """
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -91,86 +196,90 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
 
 
 def make_relus_out_of_place(model: nn.Module) -> nn.Module:
-    """Set ``inplace=False`` on every module that has the flag (ReLU, ReLU6, ...)."""
+    """Set ``inplace=False`` on every module that has the flag (ReLU, ReLU6, SiLU, ...)."""
     for module in model.modules():
         if hasattr(module, "inplace") and isinstance(module.inplace, bool):
             module.inplace = False
     return model
 
 
-def build_architecture(name: str, seed: int = 0) -> nn.Module:
-    """An untrained torchvision network; its random initialisation is fixed by ``seed``."""
-    if name not in MODEL_NAMES:
-        raise unknown("model", name, MODEL_NAMES)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return torchvision.models.get_model(name, weights=None)
-
-
-def _load_imagenet(name: str) -> nn.Module:
-    weights = torchvision.models.get_model_weights(name).DEFAULT
-    try:
-        return torchvision.models.get_model(name, weights=weights)
-    except (urllib.error.URLError, OSError, RuntimeError) as exc:
-        raise GradvizError(
-            f"could not download torchvision's ImageNet weights for {name} ({type(exc).__name__}); "
-            f"offline, pass --weights PATH to a local state dict or --weights random"
-        ) from exc
-
-
-def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise GradvizError(f"weights file not found: {path}; valid: {WEIGHT_CHOICES}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle, zip and torch errors all mean "not a readable checkpoint"
-        raise GradvizError(f"weights file {path} is corrupt or not a torch state dict ({type(exc).__name__})") from exc
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise GradvizError(f"weights file {path} does not hold a state dict of tensors")
-    return {k.removeprefix("module."): v.float() if v.is_floating_point() else v for k, v in state.items()}
-
-
-def _load_file(net: nn.Module, name: str, path: Path) -> bool:
-    """Load ``path`` into ``net``; returns whether the classifier was in the file."""
-    state = _read_state_dict(path)
-    features = getattr(net, "features", None)
-    targets = [(net, True)] + ([(features, False)] if features is not None else [])
-    for target, full in targets:
-        own = target.state_dict()
-        if own.keys() == state.keys() and all(own[k].shape == state[k].shape for k in own):
-            target.load_state_dict(state)
-            return full
-    own = net.state_dict()
-    missing = sorted(own.keys() - state.keys())
-    wrong = sorted(k for k in own.keys() & state.keys() if own[k].shape != state[k].shape)
-    detail = f"{len(missing)} keys missing (e.g. {missing[:2]})" if missing else f"shape mismatch at {wrong[:2]}"
-    raise GradvizError(
-        f"weights file {path} does not fit {name}: {detail}; valid: a full {name} state dict"
-        + (" or a features-only one" if features is not None else "")
-    )
-
-
-def load_model(
-    name: str,
-    weights: str = "random",
-    seed: int = 0,
-    device: str | torch.device | None = None,
-) -> PixelModel:
-    """Load a torchvision VGG or ResNet by name, frozen, in eval mode, on ``device``.
+def build_architecture(name: str, seed: int = 0, num_classes: int | None = None) -> nn.Module:
+    """An untrained torchvision network by short name; its random initialisation is fixed by ``seed``.
 
     Args:
         name: one of :data:`MODEL_NAMES`.
-        weights: ``"imagenet"`` (torchvision's download and cache), ``"random"`` (initialised
-            with ``seed``), or a path to a state dict: a full one, or a features-only one for VGG
-            (the classifier then stays random and ``classifier_trained`` is False). Files are
-            read with ``weights_only=True``.
-        seed: fixes the random initialisation (of everything the file does not hold).
-        device: ``"auto"``/None (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
+        seed: seed of the initialisation (torch's global generator is left as it was).
+        num_classes: the classifier's width (None: 1000).
 
     Returns:
-        A :class:`PixelModel` taking RGB pixels in [0, 1].
+        The bare torchvision network (taking ImageNet-normalised input).
+
+    Example:
+        >>> build_architecture("resnet18", seed=1, num_classes=10).fc.out_features
+        10
+    """
+    if name not in MODEL_NAMES:
+        raise unknown("model", name, MODEL_NAMES)
+    return build_torchvision(parse_spec(name), "random", seed, num_classes).net
+
+
+def _weights_path(weights: str | Path) -> Path | None:
+    """None for ``imagenet`` and ``random``, else the checkpoint path (which must exist)."""
+    if not isinstance(weights, (str, Path)):
+        raise GradvizError(f"weights must be text or a path, got {type(weights).__name__}; valid: {WEIGHT_CHOICES}")
+    if weights in ("imagenet", "random"):
+        return None
+    path = Path(weights).expanduser()
+    if path.suffix not in CHECKPOINT_SUFFIXES and not path.exists():
+        raise GradvizError(f"unknown weights {str(weights)!r}; valid: {WEIGHT_CHOICES}")
+    if not path.is_file():
+        raise GradvizError(f"weights file not found: {path}; valid: {WEIGHT_CHOICES}")
+    return path
+
+
+def _parse(spec: str):
+    try:
+        return parse_spec(spec)
+    except GradvizError as exc:
+        hint = suggest_prefix(spec)
+        if hint is None:
+            raise
+        raise GradvizError(f"{exc}; did you mean {hint}?") from exc
+
+
+def load_model(
+    spec: str,
+    weights: str = "random",
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    *,
+    num_classes: int | None = None,
+    normalize: str | tuple | None = None,
+) -> PixelModel:
+    """Load a network from a model spec, frozen, in eval mode, on ``device``, taking pixels in [0, 1].
+
+    Args:
+        spec: one of :data:`MODEL_NAMES` (torchvision VGG and ResNet), ``torchvision:NAME`` (any
+            torchvision classification model), ``timm:NAME`` (when timm is installed) or
+            ``path/to/file.py:factory`` (a function returning an ``nn.Module``, called with no arguments).
+        weights: ``"imagenet"`` (torchvision's DEFAULT weights or timm's pretrained ones,
+            downloaded and cached; not for file models), ``"random"`` (initialised with ``seed``;
+            for a file model: as its factory builds it), or a checkpoint path: a state dict, plain or
+            under ``"state_dict"``/``"model"``/``"model_state_dict"``, ``module.`` prefixes
+            stripped, read with ``weights_only=True``; a features-only one is accepted where the
+            network has ``features`` (VGG): the classifier then stays random and
+            ``classifier_trained`` is False.
+        seed: fixes the random initialisation (of everything the file does not hold).
+        device: ``"auto"``/None (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
+        num_classes: the classifier's width, for fine-tuned checkpoints (None: the default, 1000).
+            A file model's factory gets it as ``num_classes=``.
+        normalize: None (the weights' own: ImageNet's for the short names, torchvision's weights
+            metadata, timm's ``pretrained_cfg``, ImageNet's for file models), ``"imagenet"``,
+            ``"none"``, ``"MEAN,STD"`` text or a ``(mean, std)`` pair (:func:`parse_normalize`).
+
+    Returns:
+        A :class:`PixelModel` taking RGB pixels in [0, 1]; ``arch`` is the spec, ``weights`` and
+        ``normalize`` describe the weights and the normalisation.
 
     Example:
         >>> model = load_model("resnet18", "random", seed=0, device="cpu")
@@ -178,30 +287,40 @@ def load_model(
         ('resnet18', 'random (seed 0)', False, False)
         >>> model(torch.rand(1, 3, 32, 32)).shape
         torch.Size([1, 1000])
+        >>> model = load_model("torchvision:squeezenet1_1", num_classes=10, normalize="none", device="cpu")
+        >>> model.arch, model.normalize, model(torch.rand(1, 3, 64, 64)).shape
+        ('torchvision:squeezenet1_1', 'none', torch.Size([1, 10]))
     """
     dev = resolve_device(device)
-    if name not in MODEL_NAMES:
-        raise unknown("model", name, MODEL_NAMES)
-    if weights == "imagenet":
-        net, trained, desc = _load_imagenet(name), True, "imagenet (torchvision)"
-    elif weights == "random":
-        net, trained, desc = build_architecture(name, seed), False, f"random (seed {seed})"
-    else:
-        path = Path(weights).expanduser()
-        if path.suffix not in {".pth", ".pt", ".bin", ".ckpt"} and not path.exists():
-            raise GradvizError(f"unknown weights {weights!r}; valid: {WEIGHT_CHOICES}")
-        net = build_architecture(name, seed)
-        trained = _load_file(net, name, path)
+    parsed = _parse(spec)
+    norm = None if normalize is None else parse_normalize(normalize)
+    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)
+                                    or num_classes < 1):
+        raise GradvizError(f"num_classes must be a whole number >= 1, got {num_classes!r}")
+    path = _weights_path(weights)
+    state = None if path is None else read_checkpoint(path)  # a bad file is refused before anything is built
+    built: Built = BUILDERS[parsed.kind](parsed, "imagenet" if weights == "imagenet" else "random", seed, num_classes)
+    net, default_norm, desc, trained = built.net, built.normalize, built.weights, built.trained
+    if isinstance(net, PixelModel):  # a factory that wraps its own network: keep its normalisation
+        default_norm = (tuple(net.mean.flatten().tolist()), tuple(net.std.flatten().tolist()))
+        net = net.net
+    if path is not None:
+        trained = load_checkpoint(net, parsed.text, path, state)
         desc = str(path) + ("" if trained else f" (features only; classifier random, seed {seed})")
     make_relus_out_of_place(net)
-    model = PixelModel(net, arch=name, weights=desc, classifier_trained=trained)
+    mean, std = norm if norm is not None else default_norm
+    model = PixelModel(net, mean, std, arch=parsed.text, weights=desc, classifier_trained=trained)
     model.eval().requires_grad_(False)
     check_finite_parameters(model)
     return model.to(dev)
 
 
 def check_finite_parameters(model: nn.Module) -> None:
-    """Refuse a model with a NaN or infinite weight or buffer, naming the first one."""
+    """Refuse a model with a NaN or infinite weight or buffer, naming the first one.
+
+    Example:
+        >>> check_finite_parameters(nn.Linear(2, 2))   # nothing to say
+    """
     for kind, items in (("weight", model.named_parameters()), ("buffer", model.named_buffers())):
         for name, t in items:
             if t.is_floating_point() and not bool(torch.isfinite(t).all()):
@@ -209,7 +328,12 @@ def check_finite_parameters(model: nn.Module) -> None:
 
 
 def model_device(model: nn.Module) -> torch.device:
-    """The device of a model's first parameter or buffer (CPU for a model with neither)."""
+    """The device of a model's first parameter or buffer (CPU for a model with neither).
+
+    Example:
+        >>> model_device(nn.Linear(2, 2))
+        device(type='cpu')
+    """
     for t in model.parameters():
         return t.device
     for t in model.buffers():

@@ -8,8 +8,8 @@ module here that imports matplotlib, so it is not imported by this package).
 """
 
 from gradviz.downsampling.compare import (
-    Comparison,
     ComparedLayer,
+    Comparison,
     VariantResult,
     compare_variants,
     comparison_layers,

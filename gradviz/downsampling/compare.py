@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from gradviz.core.gradients import input_gradients
 from gradviz.core.layermap import LayerMap, layer_map
@@ -349,6 +349,7 @@ def compare_variants(
     layers: list[str] | None = None,
     batch_size: int = BATCH_SIZE,
     lmap: LayerMap | None = None,
+    progress: bool | None = None,
 ) -> Comparison:
     """Measure every variant ``names`` of ``model`` on ``images`` (see the module docstring).
 
@@ -360,6 +361,7 @@ def compare_variants(
         layers: layers to measure instead of the comparison layers (see :func:`resolve_layers`).
         batch_size: images per pass (the results do not depend on it).
         lmap: ``model``'s layer map at ``images.size``, when the caller has it (made when None).
+        progress: show a progress bar (None: only on a terminal).
 
     Returns:
         A :class:`Comparison`, one :class:`VariantResult` per name, in the order given.
@@ -384,7 +386,7 @@ def compare_variants(
     registry = variants_for(model)
     results = []
     with tqdm(total=len(names) * len(images), desc=f"compare {getattr(model, 'arch', '')}", unit="img",
-              disable=None) as bar:
+              disable=None if progress is None else not progress) as bar:
         for name in names:
             variant = build_variant(model, name)
             layer_results, examples, spectra = measure_variant(model, variant, name, images, compared, batch_size, bar, seed)

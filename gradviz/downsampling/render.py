@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from matplotlib.figure import Figure
 
-from gradviz.downsampling.compare import Comparison, ComparedLayer, VariantResult
+from gradviz.downsampling.compare import ComparedLayer, Comparison, VariantResult
 from gradviz.io import plotting as plots
 from gradviz.io.outputs import atomic_dir, json_ready, write_json
 from gradviz.io.text import fmt

@@ -394,5 +394,7 @@ def build_variant(model: nn.Module, name: str) -> nn.Module:
     variant = copy.deepcopy(model, memo=shared)
     variants_for(model)[name](layer_root(variant))
     # New blur modules are built on the CPU; the shared weights already sit on the model's device.
-    variant.to(model_device(model)).eval().requires_grad_(False)
+    variant.to(model_device(model)).eval()
+    for p in variant.parameters():  # new modules' parameters frozen; the shared ones stay as the caller has them
+        p.requires_grad_(p.requires_grad and id(p) in shared)
     return variant

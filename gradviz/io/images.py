@@ -13,7 +13,7 @@ not grow with the number of images.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -40,14 +40,17 @@ N_NOISE_IMAGES = 0
 
 
 class ImageSet:
-    """Square RGB images in [0, 1], held as one tensor or read from files batch by batch.
+    """Square RGB images in [0, 1], held as one tensor, read from files, or streamed from a DataLoader.
 
     Args:
-        images: a (N, 3, S, S) tensor, or None when ``files`` are given.
-        names: one name per image.
+        images: a (N, 3, S, S) tensor, or None when ``files`` or ``loader`` are given.
+        names: one name per image (file-backed: the file names; streamed: none, images go by index).
         source: where the images came from, for reports.
         files: image files, read and resized to ``size`` on demand (see :meth:`batches`).
-        size: the square side of file-backed images.
+        size: the square side of file-backed and streamed images.
+        loader: an iterable that yields (B, 3, S, S) batches in [0, 1] each time it is iterated
+            (:func:`gradviz.io.image_inputs.as_image_set` wraps a DataLoader in one that checks them).
+        count: the number of streamed images when known (None: counted while streaming).
 
     Shape:
         ``images``: ``(N, 3, S, S)``; each batch ``(B, 3, S, S)``.
@@ -59,31 +62,46 @@ class ImageSet:
     """
 
     def __init__(self, images: torch.Tensor | None = None, names: list[str] | None = None, source: str = "",
-                 extra: dict | None = None, *, files: list[Path] | None = None, size: int | None = None):
-        if (images is None) == (files is None):
-            raise ValueError("give either images or files")
+                 extra: dict | None = None, *, files: list[Path] | None = None, size: int | None = None,
+                 loader: Iterable | None = None, count: int | None = None):
+        if sum(x is not None for x in (images, files, loader)) != 1:
+            raise ValueError("give one of images, files or loader")
         self._images = images
         self.files = None if files is None else [Path(f) for f in files]
+        self.loader = loader
         self.size = int(images.shape[-1]) if images is not None else int(size)
-        self.names = list(names) if names is not None else [f.name for f in self.files]
+        self.names = list(names) if names is not None else [f.name for f in self.files or []]
+        self.count = count if loader is not None else len(self.files) if files is not None else images.shape[0]
         self.source = source
         self.extra = extra or {}
 
     def __len__(self) -> int:
-        return len(self.files) if self.files is not None else self._images.shape[0]
+        if self.count is None:
+            raise TypeError("the number of streamed images is not known before they are read")
+        return self.count
 
     def __repr__(self) -> str:
-        return f"ImageSet({len(self)} images, {self.size} px, source={self.source!r})"
+        n = "?" if self.count is None else self.count
+        source = self.source if len(self.source) <= 60 else self.source[:57] + "..."
+        return f"ImageSet({n} images, {self.size} px, source={source!r})"
+
+    def name(self, i: int) -> str:
+        """The name of image ``i`` (its index as text when the images have no names)."""
+        return self.names[i] if i < len(self.names) and self.names[i] else str(i)
 
     @property
     def images(self) -> torch.Tensor:
-        """All images as one (N, 3, S, S) tensor (file-backed sets are read in full)."""
+        """All images as one (N, 3, S, S) tensor (file-backed and streamed sets are read in full)."""
         if self._images is None:
             return torch.cat(list(self.batches(64)))
         return self._images
 
     def batches(self, batch_size: int) -> Iterator[torch.Tensor]:
-        """Yield (B, 3, S, S) batches in order; files are decoded and resized batch by batch."""
+        """Yield (B, 3, S, S) batches in order; files are decoded and resized batch by batch, a
+        DataLoader's batches come as it makes them (its own batch size)."""
+        if self.loader is not None:
+            yield from self.loader
+            return
         if self._images is not None:
             for start in range(0, len(self), batch_size):
                 yield self._images[start : start + batch_size]

@@ -31,11 +31,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
-from gradviz.core.layermap import PROBE_SIZE, LayerMap, layer_map
+from gradviz.core.layermap import PROBE_SIZE, LayerMap, layer_map, probe_map
 from gradviz.core.models import model_device
-from gradviz.core.objectives import Objective
+from gradviz.core.objectives import Objective, as_objective
 from gradviz.core.taps import Taps, check_layers_exist
 from gradviz.errors import GradvizError
 from gradviz.io.outputs import json_ready
@@ -160,6 +160,10 @@ class StepRecord:
     lattice_excess: float | None = None
     octave_excess: list[float] = field(default_factory=list)
 
+    def __repr__(self) -> str:
+        share = "" if self.lattice_fraction is None else f", lattice_share={self.lattice_fraction:.3g}"
+        return f"StepRecord(octave={self.octave}, step={self.step}, size={self.size}, objective={self.objective:.4g}{share})"
+
 
 @dataclass
 class DreamResult:
@@ -182,6 +186,14 @@ class DreamResult:
     stride: int
     objective: str
     settings: DreamSettings
+
+    def __repr__(self) -> str:
+        b, _, h, w = self.images.shape
+        first, last = (self.history[0].objective, self.history[-1].objective) if self.history else (math.nan, math.nan)
+        name = self.objective if len(self.objective) <= 60 else self.objective[:57] + "..."
+        return (f"DreamResult({b} images at {h}x{w} px, objective={name!r}, {len(self.octave_sizes)} octaves "
+                f"({self.octave_sizes[0]}..{self.octave_sizes[-1]} px), {len(self.history)} steps, S={self.stride}, "
+                f"value {first:.4g} -> {last:.4g})")
 
     def update(self) -> torch.Tensor:
         """The accumulated update ``x_final - x_start``, (B, 3, H, W)."""
@@ -302,8 +314,8 @@ def dream(
         objective: one value per image.
         start: the start images in [0, 1].
         settings: default :class:`DreamSettings`.
-        probe: the model's layer map at ``PROBE_SIZE`` when the caller has one (default: made here,
-            once), for the objective's period and the model's total stride.
+        probe: the model's probe map when the caller has one (default: :func:`~gradviz.core.layermap.probe_map`
+            at the start images' size, made here once), for the objective's period and the model's total stride.
 
     Returns:
         A :class:`DreamResult`; the model's hooks are removed whatever happens.
@@ -330,8 +342,9 @@ def dream(
         raise GradvizError(f"start images must have shape (B, 3, S, S), got {tuple(start.shape)}")
     device = model_device(model)
     start = start.detach().to(device, torch.float32)
+    objective = as_objective(objective).bind(model)  # module references -> dotted names
     check_layers_exist(model, objective.layers)  # before the probe pass: an unknown layer fails first
-    probe = probe if probe is not None else layer_map(model, PROBE_SIZE)
+    probe = probe if probe is not None else probe_map(model, start.shape[-1])
     stride = objective_stride(model, objective, probe)
     sizes = octave_sizes(start.shape[-1], settings.octaves, settings.octave_scale, probe.total_stride)
     transform = settings.transforms()

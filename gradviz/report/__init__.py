@@ -1,6 +1,9 @@
-"""The gradient-spectrum report: plan the layers and measure (:mod:`~gradviz.report.measure`,
-no drawing), then render figures and the page (:mod:`~gradviz.report.render`)."""
+"""The gradient-spectrum report: plan the layers and measure (:mod:`~gradviz.report.measure`, no
+drawing) into a :class:`~gradviz.report.result.Report` (its table: :mod:`~gradviz.report.table`),
+then render figures and the page (:mod:`~gradviz.report.render`, the only module here that
+imports matplotlib)."""
 
-from gradviz.report.measure import LayerResult, LayerSpec, Report, build_report, measure_layers, plan_layers
+from gradviz.report.measure import LayerSpec, build_report, measure_layers, plan_layers
+from gradviz.report.result import LayerResult, Report
 
 __all__ = ["LayerResult", "LayerSpec", "Report", "build_report", "measure_layers", "plan_layers"]

@@ -9,25 +9,28 @@ with the number of images.
 
 from __future__ import annotations
 
-import platform
 from collections.abc import Sequence
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-import gradviz
 from gradviz.core.budget import check_image_size, check_memory, report_bytes
 from gradviz.core.gradients import GRADIENT_SOURCES, attribution, input_gradients
-from gradviz.core.layermap import PROBE_SIZE, LayerMap, layer_map, layer_map_at
-from gradviz.core.models import check_finite_parameters, model_device
+from gradviz.core.layermap import LayerMap, layer_map_at, probe_map
+from gradviz.core.models import as_pixel_model, check_finite_parameters, eval_mode, model_device
 from gradviz.core.objectives import OBJECTIVES, Objective, class_logit
 from gradviz.core.taps import LOGITS, resolve_layer
 from gradviz.errors import GradvizError
+from gradviz.io.image_inputs import as_image_set
 from gradviz.io.images import ImageSet
-from gradviz.spectrum import CheckerboardMetrics, NonFiniteGradient, SpectrumAccumulator
+from gradviz.report.result import LayerResult, Report, versions
+from gradviz.spectrum import NonFiniteGradient, SpectrumAccumulator
+
+__all__ = ["DEFAULT_LAYER_COUNT", "REPORT_OBJECTIVES", "LayerResult", "LayerSpec", "Report", "build_report",
+           "check_report_fits", "make_layer_objective", "measure_layers", "plan_layers", "versions"]
 
 # Objectives (names in :data:`~gradviz.core.objectives.OBJECTIVES`) a report can put on each
 # layer; the logits always use the top logit.
@@ -43,71 +46,6 @@ class LayerSpec:
     name: str
     stride: int
     objective: Objective
-
-
-@dataclass
-class LayerResult:
-    """What a report keeps of one layer: the pooled metrics, the two averaged spectra and one example map."""
-
-    name: str
-    stride: int
-    objective: str
-    metrics: CheckerboardMetrics
-    incoherent_power: torch.Tensor
-    coherent_power: torch.Tensor
-    example_gradient: torch.Tensor
-
-    def to_dict(self) -> dict:
-        d = {"name": self.name, "stride": self.stride, "objective": self.objective}
-        d.update(self.metrics.to_dict())
-        return d
-
-
-@dataclass
-class Report:
-    """A gradient-spectrum report of one model on one set of images."""
-
-    model: str
-    weights: str
-    images: str
-    n_images: int
-    image_size: int
-    seed: int
-    device: str
-    source: str
-    layers: list[LayerResult]
-    notes: list[str] = field(default_factory=list)
-    alpha: float = 0.05
-
-    def to_dict(self) -> dict:
-        return {
-            "model": self.model,
-            "weights": self.weights,
-            "images": self.images,
-            "n_images": self.n_images,
-            "image_size": self.image_size,
-            "seed": self.seed,
-            "device": self.device,
-            "source": self.source,
-            "alpha": self.alpha,
-            "versions": versions(),
-            "notes": self.notes,
-            "layers": [layer.to_dict() for layer in self.layers],
-        }
-
-
-def versions() -> dict[str, str]:
-    """The versions a report records: gradviz, Python, torch, torchvision, captum."""
-    import captum
-    import torchvision
-
-    return {
-        "gradviz": gradviz.__version__,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "captum": captum.__version__,
-    }
 
 
 def make_layer_objective(kind: str, layer: str, index: int = 0) -> Objective:
@@ -157,10 +95,7 @@ def plan_layers(
         names = [resolve_layer(model, layer)[0] for layer in layers]
     specs = []
     for name in names:
-        stride = lmap.stride_of(name)
-        if stride is None:
-            raise GradvizError(f"layer {name} does not output a 4D feature map; choose a convolutional layer")
-        specs.append(LayerSpec(name, stride, make_layer_objective(objective, name, channel_index)))
+        specs.append(LayerSpec(name, lmap.period(name), make_layer_objective(objective, name, channel_index)))
     return specs
 
 
@@ -184,7 +119,8 @@ def measure_layers(
 
     Args:
         model: a frozen model on [0, 1] pixels.
-        images: ``(N, 3, H, W)`` in [0, 1], or an :class:`ImageSet`.
+        images: ``(N, 3, H, W)`` in [0, 1], or an :class:`ImageSet` (any form
+            :func:`~gradviz.io.image_inputs.as_image_set` takes).
         specs: the layers, periods and objectives (:func:`plan_layers`).
         source, batch_size, seed, progress, alpha: as in :func:`build_report`.
 
@@ -204,9 +140,9 @@ def measure_layers(
     device = model_device(model)
     accs = {spec.name: SpectrumAccumulator(spec.stride) for spec in specs}
     examples: dict[str, torch.Tensor] = {}
-    image_set = images if isinstance(images, ImageSet) else ImageSet(images, [""] * images.shape[0])
+    image_set = as_image_set(images)
     start = 0
-    bar = tqdm(total=len(image_set), desc="gradients", unit="img", disable=None if progress is None else not progress)
+    bar = tqdm(total=image_set.count, desc="gradients", unit="img", disable=None if progress is None else not progress)
     with bar, closing(image_set.batches(batch_size)) as batches:  # closed here on an error, not at exit
         for batch in batches:
             batch = batch.to(device)
@@ -218,7 +154,7 @@ def measure_layers(
                 try:
                     accs[name].add(g)
                 except NonFiniteGradient as exc:
-                    first = image_set.names[start + exc.bad[0]] or str(start + exc.bad[0])
+                    first = image_set.name(start + exc.bad[0])
                     raise GradvizError(f"the gradient at layer {name} is NaN or infinite for image {first} "
                                        f"({len(exc.bad)} of this batch): the model's output is not finite there") from None
                 examples.setdefault(name, g[0].detach().cpu())
@@ -243,11 +179,11 @@ def check_report_fits(model: nn.Module, size: int, batch_size: int, n_layers: in
     """Refuse (one line) a report whose estimated memory exceeds what the model's device has free.
 
     ``held_images``: images held in memory at ``size`` px besides the batches (the built-in set).
-    ``probe``: the model's layer map at :data:`~gradviz.core.layermap.PROBE_SIZE` (made when None).
+    ``probe``: the model's probe map (:func:`~gradviz.core.layermap.probe_map`; made when None).
     """
     device = model_device(model)
     check_image_size(size, device, batch=max(batch_size, held_images))
-    probe = layer_map(model, PROBE_SIZE) if probe is None else probe
+    probe = probe_map(model, size) if probe is None else probe
     need = report_bytes(probe, size, batch_size, n_layers) + held_images * 3 * size * size * 4
     check_memory(need, device, f"a report at {size} px with batches of {batch_size}",
                  "choose a smaller --size or --batch-size")
@@ -255,9 +191,11 @@ def check_report_fits(model: nn.Module, size: int, batch_size: int, n_layers: in
 
 def build_report(
     model: nn.Module,
-    image_set: ImageSet,
+    images,
     *,
-    layers: list[str] | None = None,
+    layers: Sequence[str | nn.Module] | str | nn.Module | None = None,
+    normalize: str | tuple | None = None,
+    size: int | None = None,
     objective: str = "deepdream",
     channel_index: int = 0,
     source: str = "gradient",
@@ -268,19 +206,30 @@ def build_report(
     alpha: float = 0.05,
     probe: LayerMap | None = None,
 ) -> Report:
-    """Measure ``model`` on ``image_set`` and return a :class:`Report` (nothing is written).
+    """Measure ``model`` on ``images`` and return a :class:`Report` (nothing is written).
+
+    The model is measured in eval mode (a model in train mode is switched for the measurement and
+    restored after, with a note); gradients are with respect to RGB pixels in [0, 1].
 
     Args:
-        model: a frozen model on [0, 1] pixels (:func:`~gradviz.core.models.load_model`).
-        image_set: the images (an :class:`~gradviz.io.images.ImageSet`, read batch by batch).
-        layers: names or modules to measure; None for every downsampling stage (see :func:`plan_layers`).
+        model: any ``nn.Module`` taking images: a :class:`~gradviz.core.models.PixelModel`
+            (:func:`~gradviz.core.models.load_model`) as it is, any other module wrapped by
+            :func:`~gradviz.core.models.as_pixel_model` with ``normalize`` (neither copied nor changed).
+        images: a ``(B, 3, H, W)`` float tensor in [0, 1], an :class:`~gradviz.io.images.ImageSet`,
+            a list of image paths, a folder path, or a ``DataLoader`` yielding such tensors or
+            ``(tensor, label)`` pairs (streamed batch by batch). Square images of one size.
+        layers: names or modules to measure (one name or module alone is fine); None for every
+            downsampling stage (see :func:`plan_layers`).
+        normalize: the normalisation inside the model for a plain module: None (ImageNet's),
+            ``"imagenet"``, ``"none"``, ``"MEAN,STD"`` or a ``(mean, std)`` pair.
+        size: the side files are resized to (None: 224); other images keep their size.
         objective, channel_index: the objective on each layer (:data:`REPORT_OBJECTIVES`).
         source: a name in :data:`~gradviz.core.gradients.GRADIENT_SOURCES`.
         include_logits: None includes the logits unless the classifier alone is untrained
             (features-only weights); with random weights every layer is equally untrained.
-        batch_size: images per forward pass.
+        batch_size: images per forward pass (a DataLoader keeps its own).
         seed: seeds SmoothGrad's noise and the tests' null draws.
-        progress: show a progress bar (None: only on a terminal).
+        progress: show a progress bar (None: on a terminal or in Jupyter, not in a pipe or log).
         alpha: level of the grid verdicts.
         probe: the model's layer map at :data:`~gradviz.core.layermap.PROBE_SIZE`, when the caller
             has it (the memory check makes it otherwise).
@@ -289,34 +238,37 @@ def build_report(
         A :class:`Report` with one :class:`LayerResult` per measured layer.
 
     Example:
-        >>> from gradviz.core.models import load_model
-        >>> model = load_model("resnet18", "random", seed=0, device="cpu")
-        >>> images = ImageSet(torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)), ["a", "b"], "noise")
-        >>> report = build_report(model, images, progress=False)
-        >>> [(layer.name, layer.stride) for layer in report.layers]
-        [('relu', 2), ('layer1', 4), ('layer2', 8), ('layer3', 16), ('layer4', 32), ('logits', 32)]
-        >>> report.layers[0].metrics.verdict[:4], tuple(report.layers[0].example_gradient.shape)
-        ('grid', (3, 32, 32))
+        >>> import torchvision
+        >>> net = torchvision.models.resnet18()                   # any module; ImageNet normalisation added
+        >>> report = build_report(net, torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)),
+        ...                       layers=[net.layer1, "layer2"], progress=False)
+        >>> [(layer.name, layer.stride) for layer in report.layers], report.notes
+        ([('layer1', 4), ('layer2', 8)], ['the model was in train mode: measured in eval mode, then put back in train mode'])
+        >>> report.layers[0].metrics.verdict[:4], tuple(report.layers[0].example_gradient.shape), net.training
+        ('grid', (3, 32, 32), True)
     """
     if batch_size < 1:
         raise GradvizError(f"batch size must be >= 1, got {batch_size}")
+    model = as_pixel_model(model, normalize)
     check_finite_parameters(model)
-    size = image_set.size
-    probe = layer_map(model, PROBE_SIZE) if probe is None else probe
-    check_report_fits(model, size, min(batch_size, len(image_set)), len(layers) if layers else DEFAULT_LAYER_COUNT,
-                      probe=probe)
-    lmap = layer_map_at(model, size, probe)
-    top = lmap.total_stride
-    if size < top:
-        raise GradvizError(f"images of {size} px are smaller than the network's stride {top}")
-    trained = getattr(model, "classifier_trained", True)
-    notes = []
-    if include_logits is None:
-        include_logits = trained or str(getattr(model, "weights", "")).startswith("random")
-        if not include_logits and layers is None:
-            notes.append("the classifier is untrained (features-only weights): logits left out (--logits adds them)")
-    specs = plan_layers(model, layers, lmap, objective, channel_index, include_logits)
-    results = measure_layers(model, image_set, specs, source, batch_size, seed, progress, alpha)
+    layers = [layers] if isinstance(layers, (str, nn.Module)) else layers
+    if layers is not None and not len(layers):
+        raise GradvizError("layers=[] names no layer; valid: None (every downsampling stage) or layer names or modules")
+    image_set = as_image_set(images, size)  # checked before any forward pass; files: headers only, pixels later
+    with eval_mode(model) as was_training:
+        probe = probe_map(model, image_set.size) if probe is None else probe
+        per_pass = getattr(image_set.loader, "batch_size", None) or min(batch_size, image_set.count or batch_size)
+        check_report_fits(model, image_set.size, per_pass, len(layers) if layers else DEFAULT_LAYER_COUNT, probe=probe)
+        lmap = layer_map_at(model, image_set.size, probe)
+        if image_set.size < probe.total_stride:
+            raise GradvizError(f"images of {image_set.size} px are smaller than the network's stride {probe.total_stride}")
+        notes = ["the model was in train mode: measured in eval mode, then put back in train mode"] if was_training else []
+        if include_logits is None:
+            include_logits = getattr(model, "classifier_trained", True) or str(getattr(model, "weights", "")).startswith("random")
+            if not include_logits and layers is None:
+                notes.append("the classifier is untrained (features-only weights): logits left out (--logits adds them)")
+        specs = plan_layers(model, layers, lmap, objective, channel_index, include_logits)
+        results = measure_layers(model, image_set, specs, source, batch_size, seed, progress, alpha)
     for r in results:
         if r.metrics.zero_gradient:
             notes.append(f"{r.name}: the gradient is zero for every image, so there is nothing to measure "
@@ -325,13 +277,13 @@ def build_report(
         model=getattr(model, "arch", type(model).__name__),
         weights=getattr(model, "weights", "custom"),
         images=image_set.source,
-        n_images=len(image_set),
-        image_size=size,
+        n_images=image_set.count if image_set.count is not None else results[0].metrics.n_images,
+        image_size=image_set.size,
         seed=seed,
         device=str(model_device(model)),
         source=source,
         layers=results,
         notes=notes,
         alpha=alpha,
+        normalize=getattr(model, "normalize", ""),
     )
-

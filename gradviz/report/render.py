@@ -1,4 +1,4 @@
-"""Report, drawing half: a :class:`~gradviz.report.measure.Report` turned into figures, a Markdown
+"""Report, drawing half: a :class:`~gradviz.report.result.Report` turned into figures, a Markdown
 page, and a folder written atomically (``report.json``, ``report.md``, PNG figures)."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from matplotlib.figure import Figure
 from gradviz.io import plotting as plots
 from gradviz.io.outputs import atomic_dir, write_json
 from gradviz.io.text import fmt
-from gradviz.report.measure import Report
+from gradviz.report.result import Report
+from gradviz.report.table import markdown_table, settings_lines
 from gradviz.spectrum import radial_profile
 from gradviz.spectrum.lattice import HIGH_FREQUENCY_CUTOFF
 from gradviz.spectrum.lines import BACKGROUND_HALF_WIDTH
@@ -27,11 +28,7 @@ def report_page(report: Report) -> str:
     lines = [
         f"# Gradient-spectrum report: {report.model}",
         "",
-        f"- weights: {report.weights}",
-        f"- images: {report.images} ({report.n_images} images at {report.image_size} px)",
-        f"- gradient source: {report.source}; seed {report.seed}; device {report.device}",
-        "- versions: " + ", ".join(f"{k} {v}" for k, v in d["versions"].items()),
-        *[f"- note: {note}" for note in report.notes],
+        *[f"- {line}" for line in settings_lines(report, d["versions"])],
         "",
         "## What was measured",
         "",
@@ -62,19 +59,8 @@ def report_page(report: Report) -> str:
         "",
         f"## Results (alpha = {report.alpha})",
         "",
-        "| layer | S | verdict | excess by octave (p) | lattice excess | shared tile cv (p) | lattice share | share by octave | coherent share | tile max/min | hf off-lattice |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for layer in d["layers"]:
-        octaves = ", ".join(f"{fmt(e, 3)} ({fmt(p, 2)})" for e, p in zip(layer["octave_excess"], layer["octave_p_values"]))
-        shares = ", ".join(fmt(v, 2) for v in layer["octave_fractions"])
-        tile = f"{fmt(layer['shared_tile_cv'], 3)} ({fmt(layer['tile_p_value'], 2)})" if layer["tile_p_value"] is not None \
-            else f"n/a ({layer['tile_note']})"
-        lines.append(
-            f"| {layer['name']} | {layer['stride']} | {layer['verdict']} | {octaves} | {fmt(layer['lattice_excess'], 3)} "
-            f"| {tile} | {fmt(layer['lattice_fraction'], 3)} | {shares} | {fmt(layer['coherent_lattice_fraction'], 3)} "
-            f"| {fmt(layer['tile_contrast'], 3)} | {fmt(layer['hf_offlattice_fraction'], 3)} |"
-        )
+    lines += markdown_table(d["layers"])
     lines += [
         "",
         "Octave p-values are before the Holm adjustment; the verdict uses the adjusted ones. "

@@ -127,6 +127,11 @@ class CheckerboardMetrics:
         parts = [f"period {p} ({self.period_excess[p]:.3g}x)" for p in self.grid_octaves()]
         return f"grid: {', '.join(parts)} (p = {self.p_value:.3g})"
 
+    def __repr__(self) -> str:
+        """One line: the period, the images, the verdict and the lattice share (not the tile or the lists)."""
+        return (f"CheckerboardMetrics(S={self.stride}, {self.n_images} image(s), {self.verdict}; "
+                f"lattice share {self.lattice_fraction:.3g}, shared tile cv {self.shared_tile_cv:.3g})")
+
     def to_dict(self) -> dict:
         """JSON-ready dict of the fields plus ``verdict`` and ``tile_detected``; infinities and NaNs become ``None``."""
         d = asdict(self)

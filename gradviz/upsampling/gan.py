@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from gradviz.errors import GradvizError
 from gradviz.spectrum import CheckerboardMetrics, checkerboard_metrics
@@ -126,7 +126,7 @@ class GanResult:
         }
 
 
-def train_gan(settings: GanSettings, data: torch.Tensor, progress: bool = True) -> tuple[GanResult, Generator]:
+def train_gan(settings: GanSettings, data: torch.Tensor, progress: bool | None = None) -> tuple[GanResult, Generator]:
     """Train G (resize-conv by default) against D with the chosen first layer.
 
     Both networks are built as after ``torch.manual_seed(settings.seed)`` (inside
@@ -138,7 +138,7 @@ def train_gan(settings: GanSettings, data: torch.Tensor, progress: bool = True) 
     Args:
         settings: the run (checked first).
         data: the real images, in [-1, 1].
-        progress: show a progress bar.
+        progress: show a progress bar (None: only on a terminal).
 
     Returns:
         ``(result, generator)``: the measurements, and the trained generator.
@@ -178,7 +178,9 @@ def train_gan(settings: GanSettings, data: torch.Tensor, progress: bool = True) 
 
     evaluate(0)
     ones, zeros = torch.ones(settings.batch), torch.zeros(settings.batch)
-    for step in tqdm(range(1, settings.steps + 1), desc=f"gan D={settings.first_layer}", disable=not progress):
+    bar = tqdm(range(1, settings.steps + 1), desc=f"gan D={settings.first_layer}",
+               disable=None if progress is None else not progress)
+    for step in bar:
         real = data[torch.randint(len(data), (settings.batch,), generator=rng)]
         z = torch.randn(settings.batch, gen.latent, generator=rng)
         fake = gen(z)

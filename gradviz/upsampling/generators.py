@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from gradviz.errors import GradvizError
 from gradviz.spectrum import CheckerboardMetrics, SpectrumAccumulator
@@ -289,7 +289,7 @@ def measure_generator(design: GeneratorDesign | str, samples: int = 64, seed: in
 
 
 def measure_generators(designs: list[str], samples: int = 64, seed: int = 0, blocks: int = 3,
-                       width: int = 128) -> list[tuple[GeneratorResult, torch.Tensor]]:
+                       width: int = 128, progress: bool | None = None) -> list[tuple[GeneratorResult, torch.Tensor]]:
     """:func:`measure_generator` for each design, in order.
 
     All designs are parsed first, so a bad name fails before any work.
@@ -297,6 +297,7 @@ def measure_generators(designs: list[str], samples: int = 64, seed: int = 0, blo
     Args:
         designs: design strings.
         samples, seed, blocks, width: as for :func:`measure_generator` (the same for every design).
+        progress: show a progress bar (None: only on a terminal).
 
     Returns:
         ``[(result, images), ...]``, one per design.
@@ -306,4 +307,5 @@ def measure_generators(designs: list[str], samples: int = 64, seed: int = 0, blo
         ['nearest', 'bilinear']
     """
     parsed = [parse_design(d) for d in designs]
-    return [measure_generator(d, samples, seed, blocks, width) for d in tqdm(parsed, desc="generators", disable=None)]
+    return [measure_generator(d, samples, seed, blocks, width) for d in tqdm(parsed, desc="generators",
+                                                                             disable=None if progress is None else not progress)]
