@@ -12,7 +12,6 @@ from gradviz.cli.app import COMMANDS, build_parser, main
 from gradviz.cli.common import weights_of
 
 MODEL_COMMANDS = ["report", "layers", "dream", "compare"]
-QUIET_COMMANDS = ["report", "dream", "compare", "generators", "discriminator"]
 TINY_GENERATORS = ["generators", "--upsample", "nearest", "--samples", "2", "--blocks", "1", "--width", "4"]
 
 
@@ -62,7 +61,7 @@ def test_shared_flags_keep_one_meaning(command):
         assert flags["--images"].type("photos") == "photos" and flags["--images"].default is None
     if "--layers" in flags:  # layer names, never a count
         assert flags["--layers"].type("features.4,features.9") == ["features.4", "features.9"]
-    assert ("--quiet" in flags) == (command in QUIET_COMMANDS)
+    assert flags["--quiet"].default is False
 
 
 def test_default_weights_are_imagenet_except_for_file_models():
@@ -75,5 +74,7 @@ def test_default_weights_are_imagenet_except_for_file_models():
 def test_quiet_prints_nothing(tmp_path, capsys):
     assert main([*TINY_GENERATORS, "--quiet", "--out", str(tmp_path / "g")]) == 0
     assert capsys.readouterr().out == ""
+    assert main(["overlap", "--quiet"]) == 0 and capsys.readouterr().out == ""
+    assert main(["layers", "--model", "vgg11", "--size", "32", "--quiet"]) == 0 and capsys.readouterr().out == ""
     assert main([*TINY_GENERATORS, "--out", str(tmp_path / "g")]) == 0
     assert "wrote" in capsys.readouterr().out

@@ -62,8 +62,8 @@ def add_out_dir(p: argparse.ArgumentParser) -> None:
 
 
 def add_quiet(p: argparse.ArgumentParser) -> None:
-    """``--quiet``: no progress bars and no summary lines (errors still print)."""
-    p.add_argument("--quiet", action="store_true", help="no progress bars and no summary lines")
+    """``--quiet``: nothing on stdout and no progress bars (errors still print, on stderr)."""
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors (no progress bars, no summary)")
 
 
 def progress(args: argparse.Namespace) -> bool | None:

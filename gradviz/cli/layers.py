@@ -20,6 +20,7 @@ def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
     common.add_model(p, weights_note=" (the table does not depend on the weights: only a file is loaded, to check it fits)")
     common.add_size(p, note=", at least the model's total stride")
     common.add_device(p)
+    common.add_quiet(p)
     p.set_defaults(func=run)
 
 
@@ -35,6 +36,8 @@ def run(args: argparse.Namespace) -> int:
                  f"a probe pass at {args.size} px", "choose a smaller --size")
     lmap = layer_map_at(model, args.size, probe)
     stages = {row.name for row in lmap.stages}
+    if args.quiet:  # the model loaded and ran: nothing to print
+        return 0
     print(f"{'layer':<28} {'type':<18} {'output shape':<18} {'stride':>6}")
     for row in lmap.rows:
         shape = "x".join(str(s) for s in row.shape)

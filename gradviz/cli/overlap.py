@@ -7,7 +7,7 @@ import json
 import math
 from pathlib import Path
 
-from gradviz.cli import argtypes
+from gradviz.cli import argtypes, common
 from gradviz.core.budget import check_memory
 from gradviz.errors import GradvizError
 from gradviz.io.outputs import SOFTWARE, atomic_files, check_out_file
@@ -30,6 +30,7 @@ def register(subparsers, summary: str) -> None:
     p.add_argument("--depth", type=argtypes.int_range(1, MAX_LAYERS), default=1, help="number of stacked layers (default 1)")
     p.add_argument("--final", type=argtypes.int_range(0, MAX_KERNEL), default=0, help="size m of a final stride-1 box layer (default 0: none)")
     p.add_argument("--out", default=None, help="figure path (.png); also writes the JSON beside it (an existing file is replaced only if gradviz wrote it)")
+    common.add_quiet(p)
     p.set_defaults(func=run)
 
 
@@ -55,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
         with atomic_files([out, out.with_suffix(".json")], guard=True) as (figure_tmp, json_tmp):
             plot_overlap(overlap_prefixes(layers), figure_tmp)
             json_tmp.write_text(json.dumps(data, indent=2) + "\n")
+    if args.quiet:
+        return 0
     ratio = "inf" if report.ratio_1d == float("inf") else f"{report.ratio_1d:g}"
     print(f"period {report.period}; pattern {report.pattern}; max/min 1D {ratio}, 2D "
           f"{report.ratio_2d:g}; lines |C[q]|/C[0] {[round(r, 6) for r in report.line_ratios_1d]}; "
