@@ -78,3 +78,17 @@ def test_quiet_prints_nothing(tmp_path, capsys):
     assert main(["layers", "--model", "vgg11", "--size", "32", "--quiet"]) == 0 and capsys.readouterr().out == ""
     assert main([*TINY_GENERATORS, "--out", str(tmp_path / "g")]) == 0
     assert "wrote" in capsys.readouterr().out
+
+
+def test_a_model_that_refuses_the_size_gets_one_line(tmp_path, capsys):
+    (tmp_path / "fixed.py").write_text(
+        "import torch\nfrom torch import nn\n\n"
+        "class Fixed(nn.Module):  # takes 48 px images only, as a ViT takes its training size only\n"
+        "    def __init__(self):\n        super().__init__()\n        self.conv = nn.Conv2d(3, 4, 3, stride=2)\n\n"
+        "    def forward(self, x):\n        assert x.shape[-1] == 48, f'Expected 48 but got {x.shape[-1]}'\n"
+        "        return self.conv(x).mean((2, 3))\n\n"
+        "def build():\n    return Fixed()\n")
+    assert main(["layers", "--model", f"{tmp_path / 'fixed.py'}:build", "--size", "32"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "does not run on 32 px images (AssertionError: Expected 48 but got 32)" in err
+    assert main(["layers", "--model", f"{tmp_path / 'fixed.py'}:build", "--size", "48", "--quiet"]) == 0

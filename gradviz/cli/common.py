@@ -27,7 +27,8 @@ def add_model(p: argparse.ArgumentParser, weights_note: str = "") -> None:
                    help=f"{WEIGHT_CHOICES}; 'imagenet' downloads the pretrained weights{weights_note} (default: "
                         "imagenet; for a file.py:factory model, what the factory builds, seeded)")
     p.add_argument("--normalize", type=argtypes.nonempty, default=None,
-                   help=f"{NORMALIZE_HELP}; gradients are always with respect to [0, 1] pixels (default: the weights' own)")
+                   help=f"input normalisation inside the model: {NORMALIZE_HELP}; gradients are always with respect to "
+                        "[0, 1] pixels")
     p.add_argument("--num-classes", type=argtypes.int_range(1), default=None,
                    help="classes of a fine-tuned checkpoint's head (default: the model's own)")
 

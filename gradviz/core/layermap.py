@@ -316,7 +316,15 @@ def probe_map(model: nn.Module, size: int) -> LayerMap:
     """
     try:
         return layer_map(model, PROBE_SIZE)
-    except Exception:  # the model does not take PROBE_SIZE px: probe it at its own size
-        if size == PROBE_SIZE:
+    except Exception as first:  # the model does not take PROBE_SIZE px: probe it at its own size
+        try:
+            if size == PROBE_SIZE:
+                raise first
+            return layer_map(model, size)
+        except GradvizError:
             raise
-        return layer_map(model, size)
+        except Exception as exc:  # a forward pass that fails on this size: the user's --size, in one line
+            detail = " ".join(str(exc).split())[:160]
+            raise GradvizError(f"the model does not run on {size} px images ({type(exc).__name__}: {detail}); "
+                               "valid: an image size the model accepts (e.g. 224 for ViT, at least 75 for Inception)"
+                               ) from None
