@@ -8,7 +8,7 @@ import torch
 
 from conftest import strided_conv_input_grad
 from gradviz.spectrum import SpectrumAccumulator, checkerboard_metrics, period_map
-from gradviz.spectrum.lines import holm_adjust, line_excess_test, line_ratio_map, periodic_fft
+from gradviz.spectrum.lines import detection_threshold, holm_adjust, line_excess_test, line_ratio_map, periodic_fft
 from gradviz.spectrum.tiles import interior_margin, relative_tiles, shared_tile_test, tile_testable
 
 
@@ -208,3 +208,32 @@ def test_no_null_draws_give_the_same_excess_and_no_verdict():
     assert all(math.isnan(p) for p in untested.octave_p_values) and math.isnan(untested.p_value)
     assert math.isnan(untested.tile_p_value) and not untested.grid_detected
     assert untested.verdict == "not tested (n_null = 0)"
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_an_octave_above_its_threshold_is_detected_and_below_it_its_p_is_not_below_alpha_over_g(seed):
+    # Noise with a weak period-2 and period-4 pattern: some octaves land above their threshold, some below.
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(3, 64, 64, generator=gen, dtype=torch.float64)
+    x[:, ::2, ::2] += 0.3 * seed
+    x[:, 1::4, ::4] += 0.5
+    m = checkerboard_metrics(x, 8, n_null=299, seed=seed)
+    g = sum(not math.isnan(p) for p in m.period_p_values.values())
+    assert len(m.octave_threshold) == len(m.octave_excess) == 3
+    for excess, threshold, p, p_adj, (lo, hi) in zip(m.octave_excess, m.octave_threshold, m.octave_p_values,
+                                                      m.octave_p_adjusted, m.octave_null_band):
+        assert lo <= hi
+        if excess > threshold:
+            assert p < m.alpha / g and p_adj < m.alpha
+        else:
+            assert p >= m.alpha / g
+
+
+def test_detection_threshold_counts_null_draws_exactly():
+    null = torch.log(torch.arange(1.0, 100.0, dtype=torch.float64))  # excesses 1 .. 99, n = 99
+    for level in (0.011, 0.02, 0.05, 0.1, 0.5):
+        t = detection_threshold(null, level)
+        p_above = (1 + int((null >= math.log(t) + 1e-9).sum())) / 100
+        p_at = (1 + int((null >= math.log(t) - 1e-9).sum())) / 100
+        assert p_above < level <= p_at
+    assert detection_threshold(null, 0.01) == math.inf  # 1/100 is the smallest p 99 draws give, not below 0.01

@@ -26,6 +26,10 @@ sloped spectra (more power at low frequencies), so a lattice bin is compared wit
    level taken from its neighbours; otherwise period 2 would be judged against the wrong spread.
 6. Several periods are tested at once: ``p_value`` is the smallest Holm-adjusted p-value, which is
    ``min(1, G * min_j p_j)`` for ``G`` periods tested (Bonferroni's bound for the global test).
+7. For drawing, each period also gets the middle 90% of its null excesses (the *null band*) and its
+   *detection threshold*: the excess above which its own p-value is below ``alpha / G``, so that the
+   period is detected whatever the others show (Holm's first step; a period below it may still be
+   detected at a later step).
 """
 
 from __future__ import annotations
@@ -178,6 +182,8 @@ class LineTest:
     period_p_adjusted: dict[int, float] = field(default_factory=dict)  # Holm-adjusted (step 6)
     p_value: float = math.nan  # the smallest adjusted p-value
     n_null: int = 0
+    period_null_band: dict[int, tuple[float, float]] = field(default_factory=dict)  # 5% and 95% of the null (step 7)
+    period_threshold: dict[int, float] = field(default_factory=dict)  # detected above this excess (step 7)
 
 
 def _representatives(periods: torch.Tensor) -> torch.Tensor:
@@ -218,6 +224,7 @@ def line_excess_test(
     n_maps: int,
     n_null: int = DEFAULT_NULL_DRAWS,
     seed: int = 0,
+    alpha: float = 0.05,
 ) -> LineTest:
     """Line strength of the lattice against its local background, per period, with p-values.
 
@@ -230,6 +237,7 @@ def line_excess_test(
         n_null: null draws per period (at least 200 for a p-value near 0.005 to mean anything);
             0 computes the excesses only (every p-value NaN), for cheap per-step tracking.
         seed: seeds the null draws; equal inputs give equal numbers.
+        alpha: the level the detection thresholds are for (step 7); the p-values do not depend on it.
 
     Returns:
         :class:`LineTest`. Everything is NaN when ``S == 1``, ``H == S`` or ``W == S`` (no lattice
@@ -265,6 +273,7 @@ def line_excess_test(
     dv = _offsets(w, mx, n_null, gen)
     ratio_flat = ratio.flatten()
     result = LineTest(lattice_excess=math.exp(float(ratio[reps].mean())), n_null=n_null)
+    nulls = {}
     for p in sorted(int(x) for x in periods[reps].unique().tolist()):
         ys, xs = torch.nonzero(reps & (periods == p), as_tuple=True)
         observed = float(ratio[ys, xs].mean())
@@ -277,12 +286,43 @@ def line_excess_test(
         tx = torch.where(xs[None, :] == 0, xs[None, :], (xs[None, :] + dv[:, None].to(xs.device)) % w)
         null = ratio_flat[ty * w + tx].mean(dim=1)
         result.period_p_values[p] = (1 + int((null >= observed - 1e-12).sum())) / (1 + n_null)
+        result.period_null_band[p] = (math.exp(float(torch.quantile(null, 0.05))),
+                                      math.exp(float(torch.quantile(null, 0.95))))
+        nulls[p] = null
+    for p, null in nulls.items():
+        result.period_threshold[p] = detection_threshold(null, alpha / len(nulls))
     keys = list(result.period_p_values)
     adjusted = holm_adjust([result.period_p_values[k] for k in keys])
     result.period_p_adjusted = dict(zip(keys, adjusted))
     finite = [q for q in adjusted if not math.isnan(q)]
     result.p_value = min(finite) if finite else math.nan
     return result
+
+
+def detection_threshold(null: torch.Tensor, level: float) -> float:
+    """The excess above which ``p = (1 + #{null >= observed}) / (1 + n)`` is below ``level``.
+
+    ``p < level`` holds exactly when fewer than ``m`` null values reach the observed statistic, with
+    ``m`` the largest count allowed, so the threshold is ``exp`` of the ``(m + 1)``-th largest null
+    value; ``inf`` when even ``p = 1 / (1 + n)`` is not below ``level`` (too few draws).
+
+    Args:
+        null: the null statistics (``mean R`` of the translated copies), shape ``(n,)``.
+        level: the p-value to get below.
+
+    Example:
+        >>> null = torch.log(torch.arange(1.0, 100.0, dtype=torch.float64))  # excesses 1 .. 99
+        >>> round(detection_threshold(null, 0.05), 9)  # above 96, at most 3 of 99 draws reach it: p <= 4/100
+        96.0
+        >>> detection_threshold(null, 0.005)
+        inf
+    """
+    n = int(null.numel())
+    allowed = math.ceil(level * (1 + n) - 1) - 1  # the most null values >= observed with p < level
+    if allowed < 0 or n == 0:
+        return math.inf
+    ordered = torch.sort(null, descending=True).values
+    return math.exp(float(ordered[min(allowed, n - 1)]))
 
 
 def _offsets(n: int, step: int, count: int, gen: torch.Generator) -> torch.Tensor:

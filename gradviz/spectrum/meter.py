@@ -267,7 +267,7 @@ class SpectrumAccumulator:
         empty = not total > 0  # a gradient that is zero everywhere: no test has anything to test
         draws = 0 if empty else n_null
         lines = line_excess_test(self.periodic_power_sum, s, periods, n_maps=max(self.n_maps, 1),
-                                 n_null=draws, seed=seed)
+                                 n_null=draws, seed=seed, alpha=alpha)
         if self.interior_tiles and not empty:
             tiles = shared_tile_test(torch.stack(self.interior_tiles), n_null=draws, seed=seed)
         else:
@@ -296,6 +296,8 @@ class SpectrumAccumulator:
             period_excess=lines.period_excess,
             period_p_values=lines.period_p_values,
             period_p_adjusted=lines.period_p_adjusted,
+            octave_null_band=[lines.period_null_band.get(p, (math.nan, math.nan)) for p in octaves],
+            octave_threshold=[lines.period_threshold.get(p, math.nan) for p in octaves],
             shared_tile_cv=tiles.shared_tile_cv if tiles else math.nan,
             tile_p_value=tiles.p_value if tiles else math.nan,
             tile_note=tiles.note if tiles else "no gradient" if empty else

@@ -51,6 +51,11 @@ class CheckerboardMetrics:
         period_p_values: ``{p: p-value}`` against translated copies of the same bins.
         period_p_adjusted: ``{p: p-value}``, Holm-adjusted over the periods.
         octave_excess, octave_p_values, octave_p_adjusted: the three above at period ``2**j``, ``[j-1]``.
+        octave_null_band: ``[j-1]`` the 5% and 95% quantiles of the excess that translated copies of
+            the same bins show (what chance gives at this slope).
+        octave_threshold: ``[j-1]`` the excess above which period ``2**j`` is detected whatever the other
+            periods show: its p-value is then below ``alpha / G`` for ``G`` periods tested (``inf`` when
+            ``n_null`` is too small to get there, NaN when not tested).
         p_value: the smallest Holm-adjusted p-value (NaN when not tested).
         grid_detected: ``p_value < alpha``.
         shared_tile_cv: the coefficient of variation of the energy tile that the images share, on the
@@ -95,6 +100,8 @@ class CheckerboardMetrics:
     period_excess: dict[int, float] = field(default_factory=dict)
     period_p_values: dict[int, float] = field(default_factory=dict)
     period_p_adjusted: dict[int, float] = field(default_factory=dict)
+    octave_null_band: list[tuple[float, float]] = field(default_factory=list)
+    octave_threshold: list[float] = field(default_factory=list)
     shared_tile_cv: float = math.nan
     tile_p_value: float = math.nan
     tile_note: str = ""
@@ -137,6 +144,7 @@ class CheckerboardMetrics:
         d = asdict(self)
         d["verdict"] = self.verdict
         d["tile_detected"] = self.tile_detected
+        d["octave_null_band"] = [list(band) for band in self.octave_null_band]
         for key in ("period_fractions", "period_excess", "period_p_values", "period_p_adjusted"):
             d[key] = {str(k): v for k, v in d[key].items()}
         return json_ready(d)
