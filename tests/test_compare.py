@@ -37,8 +37,8 @@ def _png(path):
 
 def test_report_files_and_contents(comparison, tmp_path):
     files = write_comparison(comparison, tmp_path / "out")
-    assert files == ["comparison.json", "report.md", "summary.png", *[f"stage-{s}.png" for s in STAGES]]
-    for f in files[2:]:
+    assert files == ["comparison.json", "report.html", "report.md", "summary.png", *[f"stage-{s}.png" for s in STAGES]]
+    for f in files[3:]:
         fmt, (w, h), software = _png(tmp_path / "out" / f)
         assert fmt == "PNG" and w > 200 and h > 100 and software.startswith("gradviz")
         assert is_gradviz_file(tmp_path / "out" / f)
@@ -68,6 +68,13 @@ def test_report_files_and_contents(comparison, tmp_path):
     assert f"| blurpool3 | {cos} |" in report
     assert blur["stages"][-1]["metrics"]["tile_p_value"] is None  # 2x2 maps at S = 32: no tile test
     assert report.count("n/a (n/a)") >= 2
+    page = (tmp_path / "out" / "report.html").read_text()  # every variant's cards, as its metrics say
+    for variant in data["variants"]:
+        for stage in variant["stages"]:
+            status = "grid" if stage["metrics"]["grid_detected"] else "clear"
+            assert f'<div class="card {status}" data-layer="{stage["layer"]}">' in page
+    assert page.count('<div class="card ') == sum(len(v["stages"]) for v in data["variants"])
+    assert all(f'<img src="{name}"' in page for name in files if name.endswith(".png"))
 
 
 def test_same_inputs_give_the_same_numbers(resnet18, images, comparison):
@@ -119,4 +126,4 @@ def test_cli_writes_a_report(tmp_path, capsys):
     for line, v in zip(printed, data["variants"]):
         deepest = v["stages"][-1]
         assert line.startswith(f"{v['name']:15s} features.20: ") and line.endswith(f"cos {deepest['cosine_mean']:.3f}")
-    assert printed[-1] == f"wrote {out}/: comparison.json, report.md, summary.png, stage-features_5.png, stage-features_20.png"
+    assert printed[-1] == f"wrote {out}/: comparison.json, report.html, report.md, summary.png, stage-features_5.png, stage-features_20.png"

@@ -125,13 +125,18 @@ def test_cli_generators_writes_metrics_and_grid(tmp_path):
     out = tmp_path / "gen"
     argv = ["generators", "--upsample", "deconv3,nearest", "--samples", "4", "--blocks", "2", "--width", "8", "--out", str(out)]
     assert main(argv) == 0
-    assert sorted(p.name for p in out.iterdir()) == [".gradviz.json", "metrics.json", "samples.png"]
+    assert sorted(p.name for p in out.iterdir()) == [".gradviz.json", "metrics.json", "report.html", "samples.png"]
     written = json.loads((out / "metrics.json").read_text())
     expected = [measure_generator(d, samples=4, seed=0, blocks=2, width=8)[0].to_dict() for d in ("deconv3", "nearest")]
     assert written == json.loads(json.dumps(expected))
     png = (out / "samples.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert int.from_bytes(png[16:20], "big") == round(1.6 * 6 * 90)  # 6 samples a row, 1.6 inches each, 90 dpi
+    page = (out / "report.html").read_text()  # a verdict card per design, as the metrics say
+    for row in written:
+        status = "grid" if row["metrics"]["grid_detected"] else "clear"
+        assert f'<div class="card {status}" data-layer="{row["design"]}">' in page
+    assert '<img src="samples.png"' in page
 
 
 

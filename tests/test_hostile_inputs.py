@@ -313,7 +313,7 @@ def test_a_gradviz_folder_is_replaced_but_not_once_the_user_adds_to_it(project, 
     out = project / "g"
     assert run_cli(capsys, TINY_GENERATORS + ["--out", "g"])[0] == 0
     manifest = json.loads((out / MANIFEST).read_text())
-    assert manifest["software"] == "gradviz" and manifest["files"] == ["metrics.json", "samples.png"]
+    assert manifest["software"] == "gradviz" and manifest["files"] == ["metrics.json", "report.html", "samples.png"]
     assert manifest["sha256"]["metrics.json"] == hashlib.sha256((out / "metrics.json").read_bytes()).hexdigest()
     assert run_cli(capsys, TINY_GENERATORS + ["--seed", "1", "--out", "g"])[0] == 0  # replaced
     with open(out / "metrics.json", "a") as f:  # an edit of the user's to a file gradviz wrote

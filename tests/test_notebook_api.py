@@ -27,7 +27,7 @@ from gradviz.io.image_inputs import as_image_set
 from gradviz.io.images import ImageSet, load_images
 from gradviz.optvis.dream import DreamResult, DreamSettings, StepRecord
 from gradviz.report.render import report_page
-from gradviz.report.table import COLUMNS
+from gradviz.spectrum.readings import COLUMNS
 
 LAYERS = ["layer1", "layer2"]
 SIZE = 32
@@ -210,8 +210,8 @@ def test_plot_draws_without_pyplot_and_computing_without_matplotlib():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
     computing, figures, drawing, pyplot = json.loads(out.strip().splitlines()[-1])
     assert not computing and drawing and not pyplot  # pyplot, and with it a backend choice, is never loaded
-    assert figures == {"spectra.png": ["Figure", 2], "gradients.png": ["Figure", 1], "tiles.png": ["Figure", 1],
-                       "radial.png": ["Figure", 1], "depth.png": ["Figure", 3]}
+    assert figures == {"headline.png": ["Figure", 2], "spectra.png": ["Figure", 3], "gradients.png": ["Figure", 3],
+                       "tiles.png": ["Figure", 2], "radial.png": ["Figure", 1]}
 
 
 # --- objectives by module reference and "layer:n" ---------------------------------------------------------------

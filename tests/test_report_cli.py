@@ -45,7 +45,7 @@ def test_report_writes_json_markdown_and_figures(tmp_path, photos):
         assert layer["verdict"].startswith("grid" if layer["grid_detected"] else "no detectable grid")
     # random-init ResNet18: strided 1x1 and 3x3 convolutions put a grid in every stage's gradient
     assert data["layers"][0]["grid_detected"]
-    for png in ("spectra.png", "gradients.png", "tiles.png", "depth.png", "radial.png"):
+    for png in ("headline.png", "spectra.png", "gradients.png", "tiles.png", "radial.png"):
         with Image.open(out / png) as im:
             assert im.format == "PNG" and im.info["Software"].startswith("gradviz") and min(im.size) > 100
     page = (out / "report.md").read_text()
@@ -62,10 +62,12 @@ def test_report_is_deterministic_and_leaves_no_hooks():
     assert [x.to_dict() for x in a.layers] == [x.to_dict() for x in b.layers]
     assert hook_count(model) == 0
     figures = make_figures(a)
-    assert set(figures) == {"spectra.png", "gradients.png", "tiles.png", "radial.png", "depth.png"}
-    n = len(a.layers)  # one panel per layer (two in the spectra: mean of spectra, spectrum of the mean)
+    assert set(figures) == {"headline.png", "spectra.png", "gradients.png", "tiles.png", "radial.png"}
+    # one panel per layer (two in the spectra and the gradients: mean of spectra and spectrum of the mean; the map
+    # and its crop), one colourbar each, and the headline's excess and energy-share panels
+    n = len(a.layers)
     assert {name: len(fig.axes) for name, fig in figures.items()} == {
-        "spectra.png": 2 * n, "gradients.png": n, "tiles.png": n, "radial.png": 1, "depth.png": 3}
+        "headline.png": 2, "spectra.png": 2 * n + 1, "gradients.png": 2 * n + 1, "tiles.png": n + 1, "radial.png": 1}
 
 
 def test_build_report_probes_the_model_once_per_size(resnet18, monkeypatch):

@@ -38,6 +38,7 @@ COMMANDS = {
     "overlap": "uneven overlap of transposed convolutions: pattern, max/min, spectrum, figure",
     "generators": "checkerboards of DCGAN-style generators at random initialisation, per upsampling design",
     "discriminator": "checkerboards in a discriminator's input gradient: stride-2 first layer vs conv+pool",
+    "html": "several reports on one self-contained page, layer by layer side by side",
 }
 
 # A value such as "-5,0,5": argparse would take it for an option, so it is joined to its flag.

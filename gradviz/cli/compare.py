@@ -60,7 +60,7 @@ def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
         help=summary,
         description="Build downsampling variants of one loaded network (same weights), measure the checkerboard "
         "metrics of their input gradients at every stage, how far their activations move from the original's, "
-        "and what each strided kernel predicts; writes comparison.json, report.md and PNG figures to --out. "
+        "and what each strided kernel predicts; writes report.html (the page to open), comparison.json, report.md and PNG figures to --out. "
         "VGG variants: " + ", ".join(VGG_VARIANTS) + ". ResNet variants: " + ", ".join(RESNET_VARIANTS) + ".",
     )
     common.add_model(p)

@@ -8,6 +8,7 @@ from gradviz.cli import argtypes, common
 from gradviz.core.budget import check_memory
 from gradviz.io.outputs import atomic_dir, check_out_dir, write_json
 from gradviz.upsampling.generators import DESIGN_EXAMPLES, LATENT, SAMPLE_BATCH, measure_generators, parse_design
+from gradviz.upsampling.page import generators_page_html
 from gradviz.upsampling.render import plot_samples
 from gradviz.upsampling.upsamplers import UPSAMPLERS
 
@@ -22,7 +23,7 @@ def register(subparsers, summary: str) -> None:
         "generators",
         help=summary,
         description="Build one generator per design (<upsample>[-last1|-last2][+final<m>]), sample latent "
-        "vectors, and write metrics.json and samples.png to --out. Examples: " + ", ".join(DESIGN_EXAMPLES),
+        "vectors, and write report.html (verdict per design), metrics.json and samples.png to --out. Examples: " + ", ".join(DESIGN_EXAMPLES),
     )
     p.add_argument("--upsample", type=argtypes.name_list, default=DEFAULT_DESIGNS,
                    help=f"comma-separated designs <upsample>[-last1|-last2][+final<m>] (default {DEFAULT_DESIGNS}); "
@@ -58,11 +59,12 @@ def run(args: argparse.Namespace) -> int:
     with atomic_dir(args.out, command="generators") as tmp:
         write_json(tmp / "metrics.json", [r.to_dict() for r, _ in results])
         plot_samples(results, tmp / "samples.png")
+        (tmp / "report.html").write_text(generators_page_html([r for r, _ in results], ["samples.png"]))
     if args.quiet:
         return 0
     for r, _ in results:
         m = r.metrics
         print(f"{r.design:18s} {m.verdict}; lattice excess {m.lattice_excess:.3g}, lattice share "
               f"{m.lattice_fraction:.3f}, coherent share {m.coherent_lattice_fraction:.3f}")
-    print(f"wrote {args.out}/metrics.json and samples.png")
+    print(f"wrote {args.out}/report.html, metrics.json and samples.png")
     return 0

@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     out = write_report(report, args.out, inputs=inputs)
     if args.quiet:
         return 0
-    print(f"wrote {out}/report.md ({len(report.layers)} layers, {report.n_images} images, {report.device})")
+    print(f"wrote {out}/report.html ({len(report.layers)} layers, {report.n_images} images, {report.device})")
     for note in report.notes:
         print(f"  note: {note}")
     for layer in report.layers:

@@ -17,17 +17,22 @@ import torch
 from matplotlib.figure import Figure
 
 from gradviz.downsampling.compare import ComparedLayer, Comparison, VariantResult
+from gradviz.downsampling.page import comparison_page_html
 from gradviz.io import plotting as plots
 from gradviz.io.outputs import atomic_dir, json_ready, write_json
 from gradviz.io.text import fmt
 from gradviz.spectrum import checkerboard_metrics
 
-__all__ = ["FIGURE_DPI", "JSON_DIGITS", "comparison_page", "stage_figure", "summary_figure", "write_comparison"]
+__all__ = ["FIGURE_DPI", "JSON_DIGITS", "PREDICTED_FLOOR", "comparison_page", "stage_figure", "summary_figure",
+           "write_comparison"]
 
 # Significant digits kept in comparison.json (keeps the file small; far below the run-to-run noise).
 JSON_DIGITS = 6
 # Resolution of the PNG figures.
-FIGURE_DPI = 80
+FIGURE_DPI = plots.FIGURE_DPI
+# Bottom of the kernel-predicted line/DC axis: a blur kernel's zero at the line frequency comes out as
+# 0 or a rounding error (1e-14); anything below this is drawn on the floor as "zero" (a down-triangle).
+PREDICTED_FLOOR = 1e-4
 
 
 def _fmt(x: float | None, digits: int = 3) -> str:
@@ -126,7 +131,7 @@ def comparison_page(comp: Comparison, figures: list[str]) -> str:
 
 def stage_figure(comp: Comparison, layer: str) -> Figure:
     """One comparison layer: a row per variant; columns: the first image's gradient, the mean log
-    power spectrum, the energy tile.
+    power spectrum, the energy tile (spectra on one colour scale, tiles on another, each with a colourbar).
 
     Args:
         comp: the comparison (with its ``example_gradients`` and ``spectra``).
@@ -138,25 +143,33 @@ def stage_figure(comp: Comparison, layer: str) -> Figure:
     Example:
         >>> fig = stage_figure(_example_comparison(), "layer1")
         >>> len(fig.axes), fig.axes[0].get_title()
-        (3, 'stride: gradient (noise:0)')
+        (5, 'stride: gradient')
     """
     n = len(comp.variants)
-    fig, axes = plots.new_figure(n, 3, figsize=(5.4, 1.8 * n), squeeze=False)
-    for row, v in zip(axes, comp.variants):
-        stage = next(s for s in v.layers if s.layer == layer)
-        plots.plot_gradient_map(row[0], v.example_gradients[layer], f"{v.name}: gradient ({comp.image_names[0]})")
-        plots.plot_log_spectrum(row[1], v.spectra[layer], f"log10 power, excess {_fmt(stage.metrics.lattice_excess)} (p {_fmt(stage.metrics.p_value, 2)})", stride=stage.stride)
-        tile = torch.tensor(stage.metrics.tile)
-        plots.plot_tile(row[2], tile, f"shared cv {_fmt(stage.metrics.shared_tile_cv, 2)} (p {_fmt(stage.metrics.tile_p_value, 2)})")
-    fig.suptitle(f"{comp.arch} ({comp.weights}), deepdream({layer}), stride {stage.stride}", fontsize=8)
-    fig.tight_layout()
+    stages = [next(s for s in v.layers if s.layer == layer) for v in comp.variants]
+    spectrum_limits = plots.log_power_limits([v.spectra[layer] for v in comp.variants])
+    tile_limits = plots.tile_limits([s.metrics.tile for s in stages])
+    fig, axes = plots.new_figure(n, 3, figsize=(8.4, 2.6 * n + 0.6), squeeze=False, layout="constrained")
+    for row, v, stage in zip(axes, comp.variants, stages):
+        m = stage.metrics
+        plots.plot_gradient_map(row[0], v.example_gradients[layer], f"{v.name}: gradient")
+        spectrum = plots.plot_log_spectrum(row[1], v.spectra[layer], f"excess {_fmt(m.lattice_excess)} "
+                                           f"(p {_fmt(m.p_value, 2)})", stage.stride, spectrum_limits)
+        tile = plots.plot_tile(row[2], torch.tensor(m.tile), f"shared cv {_fmt(m.shared_tile_cv, 2)} "
+                               f"(p {_fmt(m.tile_p_value, 2)})", tile_limits)
+    plots.add_colourbar(fig, spectrum, axes[-1, 1], "log10(power / total)", location="bottom", shrink=1.0)
+    plots.add_colourbar(fig, tile, axes[-1, 2], "energy / mean", location="bottom", shrink=1.0)
+    fig.suptitle(f"{comp.arch} ({comp.weights}), deepdream({layer}), stride {stages[0].stride}: gradient of "
+                 f"{comp.image_names[0]}, mean power spectrum (cycles/px; cyan marks: the lattice k/S), energy tile",
+                 fontsize=plots.TEXT_SIZE + 1, wrap=True)
     return fig
 
 
 def summary_figure(comp: Comparison) -> Figure:
     """Six panels against stage stride: lattice excess, own line excess, predicted line/DC, shared tile cv,
     hf off-lattice share, cos. Filled markers: significant at alpha (Holm-adjusted for the lattice, raw for
-    the own line, tile p for the tile); open: not.
+    the own line, tile p for the tile); open: not. Predicted values below ``PREDICTED_FLOOR`` (a kernel's
+    zero) are drawn on the floor as down-triangles.
 
     Args:
         comp: the comparison.
@@ -169,42 +182,56 @@ def summary_figure(comp: Comparison) -> Figure:
         >>> len(fig.axes), fig.axes[5].get_title()
         (6, 'cosine similarity to the original')
     """
-    fig, axes = plots.new_figure(2, 3, figsize=(10, 5.6))
+    fig, axes = plots.new_figure(2, 3, figsize=(12, 6.8), layout="constrained")
     panels = [
         ("lattice excess over local background (1 = none)", lambda v, s: s.metrics.lattice_excess, True,
          lambda s: s.metrics.grid_detected),
-        ("line excess at period = stride", lambda v, s: s.own_line_excess, True, lambda s: s.own_line_p < s.metrics.alpha),
-        ("kernel-predicted line / DC at that period", lambda v, s: v.predicted_line(s.stride), False, None),
-        ("shared energy tile cv (interior)", lambda v, s: s.metrics.shared_tile_cv, False, lambda s: s.metrics.tile_detected),
+        ("line excess at period = stride", lambda v, s: s.own_line_excess, True,
+         lambda s: s.own_line_p < s.metrics.alpha),
+        ("kernel-predicted line / DC at that period", lambda v, s: v.predicted_line(s.stride), True, None),
+        ("shared energy tile cv (interior)", lambda v, s: s.metrics.shared_tile_cv, False,
+         lambda s: s.metrics.tile_detected),
         ("high-frequency off-lattice share", lambda v, s: s.metrics.hf_offlattice_fraction, False, None),
         ("cosine similarity to the original", lambda v, s: s.cosine_mean, False, None),
     ]
-    for ax, (title, fn, log, significant) in zip(axes.flat, panels):
+    strides = sorted({s.stride for v in comp.variants for s in v.layers})
+    series = []  # one line per variant, for the legend
+    for k, (ax, (title, fn, log, significant)) in enumerate(zip(axes.flat, panels)):
         for i, v in enumerate(comp.variants):
             xs = [s.stride for s in v.layers]
             ys = [fn(v, s) for s in v.layers]
             ys = [math.nan if y is None or not math.isfinite(y) else y for y in ys]
-            ax.plot(xs, ys, "-", lw=1, color=f"C{i}", label=v.name)
-            for x, y, s in zip(xs, ys, v.layers):
+            floored = [k == 2 and y < PREDICTED_FLOOR for y in ys]
+            ys = [PREDICTED_FLOOR if f else y for y, f in zip(ys, floored)]
+            (line,) = ax.plot(xs, ys, "-", lw=1.2, color=f"C{i}", label=v.name)
+            series += [line] if k == 0 else []
+            for x, y, s, f in zip(xs, ys, v.layers, floored):
                 filled = significant is None or significant(s)
-                ax.plot([x], [y], "o", ms=3, color=f"C{i}", mfc=f"C{i}" if filled else "white")
-        if log:
-            ax.axhline(1.0, color="k", ls="--", lw=0.6)
-        ax.set_xscale("log", base=2)
+                ax.plot([x], [y], "v" if f else "o", ms=5, color=f"C{i}", mfc=f"C{i}" if filled else "white")
         if log:
             ax.set_yscale("log")
-        ax.set_title(title, fontsize=8)
-        ax.set_xlabel("stage stride (pixels)", fontsize=7)
-        ax.tick_params(labelsize=6)
-    axes.flat[0].legend(fontsize=6)
-    fig.suptitle(f"{comp.arch} ({comp.weights}); {len(comp.image_names)} images at {comp.size} px", fontsize=9)
-    fig.tight_layout()
+        if log and k < 2:  # an excess of 1: no lines
+            ax.axhline(1.0, color="k", ls="--", lw=0.8)
+        if k == 2:
+            ax.set_ylim(bottom=PREDICTED_FLOOR / 2)
+            title += f"\n(\u25bc: below {PREDICTED_FLOOR:g}, a zero of the kernel)"
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(strides, [str(x) for x in strides])
+        ax.minorticks_off()
+        ax.set_title(title, fontsize=plots.TEXT_SIZE + 1)
+        ax.set_xlabel("stage stride (pixels)", fontsize=plots.TEXT_SIZE)
+        ax.tick_params(labelsize=plots.SMALL_TEXT_SIZE)
+    fig.legend(handles=series, loc="outside right upper",
+               fontsize=plots.TEXT_SIZE, frameon=False)
+    fig.suptitle(f"{comp.arch} ({comp.weights}); {len(comp.image_names)} images at {comp.size} px; "
+                 "filled: significant at alpha, open: not", fontsize=plots.TEXT_SIZE + 2, wrap=True)
     return fig
 
 
 def write_comparison(comp: Comparison, out: str | Path, stage_figures: list[str] | None = None,
                      dpi: int = FIGURE_DPI, inputs: Sequence = ()) -> list[str]:
-    """Write comparison.json, report.md, summary.png and stage-<layer>.png into ``out``, atomically.
+    """Write comparison.json, report.html (the page to open), report.md, summary.png and stage-<layer>.png
+    into ``out``, atomically.
 
     Args:
         comp: the comparison.
@@ -222,7 +249,7 @@ def write_comparison(comp: Comparison, out: str | Path, stage_figures: list[str]
         ...     files = write_comparison(_example_comparison(), f"{tmp}/out", stage_figures=[])
         ...     data = json.loads(Path(tmp, "out", "comparison.json").read_text())
         >>> files, data["variants"][0]["stages"][0]["stride"]
-        (['comparison.json', 'report.md', 'summary.png'], 4)
+        (['comparison.json', 'report.html', 'report.md', 'summary.png'], 4)
     """
     layers = [s.layer for s in comp.variants[0].layers]
     chosen = layers if stage_figures is None else [l for l in layers if l in stage_figures]
@@ -235,7 +262,8 @@ def write_comparison(comp: Comparison, out: str | Path, stage_figures: list[str]
             figures.append(name)
         write_json(tmp / "comparison.json", json_ready(comp.to_dict(), JSON_DIGITS))
         (tmp / "report.md").write_text(comparison_page(comp, figures))
-    return ["comparison.json", "report.md", *figures]
+        (tmp / "report.html").write_text(comparison_page_html(comp, figures))
+    return ["comparison.json", "report.html", "report.md", *figures]
 
 
 def _example_comparison() -> Comparison:

@@ -17,6 +17,8 @@ from gradviz.errors import GradvizError
 MANIFEST = ".gradviz.json"
 # The mark a single file carries: PNG text chunk "Software", JPEG comment, JSON key "software".
 SOFTWARE = "gradviz"
+# The start of the tag that marks an HTML page as gradviz's (the page templates write it in <head>).
+GENERATOR_META = f'<meta name="generator" content="{SOFTWARE}'
 
 
 def software_mark() -> str:

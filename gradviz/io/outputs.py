@@ -27,12 +27,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from gradviz.errors import GradvizError
-from gradviz.io.manifest import MANIFEST, SOFTWARE, changed_files, manifest_files, refresh_manifest, write_manifest
+from gradviz.io.manifest import GENERATOR_META, MANIFEST, SOFTWARE, changed_files, manifest_files, refresh_manifest, write_manifest
 
 __all__ = ["MANIFEST", "SOFTWARE", "atomic_dir", "atomic_file", "atomic_files", "check_out_dir", "check_out_file",
            "hold_signals", "is_gradviz_file", "json_ready", "refresh_manifest", "write_json"]
 
 # Signals held back while a finished output is renamed into place.
+# How far into an HTML file gradviz looks for its generator tag (it writes it in the first lines).
+HTML_HEAD_CHARS = 4096
 _HELD_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
 
@@ -133,9 +135,13 @@ def check_out_dir(out: str | os.PathLike | None, inputs: Iterable = (), flag: st
 
 
 def is_gradviz_file(path: str | os.PathLike) -> bool:
-    """True when ``path`` carries gradviz's mark (PNG text, JPEG comment or JSON key)."""
+    """True when ``path`` carries gradviz's mark (PNG text, JPEG comment, JSON key or an HTML page's generator tag)."""
     path = Path(path)
     try:
+        if path.suffix.lower() in (".html", ".htm"):
+            with open(path, encoding="utf-8", errors="replace") as f:
+                head = f.read(HTML_HEAD_CHARS)
+            return GENERATOR_META in head
         if path.suffix.lower() == ".json":
             data = json.loads(path.read_text())
             return isinstance(data, dict) and str(data.get("software", "")).startswith(SOFTWARE)

@@ -4,7 +4,6 @@ page, and a folder written atomically (``report.json``, ``report.md``, PNG figur
 from __future__ import annotations
 
 from collections.abc import Sequence
-from fractions import Fraction
 from pathlib import Path
 
 from matplotlib.figure import Figure
@@ -12,18 +11,22 @@ from matplotlib.figure import Figure
 from gradviz.io import plotting as plots
 from gradviz.io.outputs import atomic_dir, write_json
 from gradviz.io.text import fmt
+from gradviz.report.page import report_page_html, report_view
 from gradviz.report.result import Report
-from gradviz.report.table import markdown_table, settings_lines
+from gradviz.report.table import settings_lines
 from gradviz.spectrum import radial_profile
-from gradviz.spectrum.lattice import HIGH_FREQUENCY_CUTOFF
-from gradviz.spectrum.lines import BACKGROUND_HALF_WIDTH
-from gradviz.spectrum.metrics import DEFAULT_NULL_DRAWS
+from gradviz.spectrum.readings import definitions, markdown_table
 
 __all__ = ["make_figures", "report_page", "write_report"]
 
 
-def report_page(report: Report) -> str:
-    """The report as a Markdown page: settings, what was measured, the table of readings, the figures."""
+def report_page(report: Report, figures: Sequence[str] = ()) -> str:
+    """The report as a Markdown page: settings, what was measured, the table of readings, the figures.
+
+    Args:
+        report: the report.
+        figures: the file names of the figures beside the page (linked in the order of :data:`gradviz.report.page.FIGURE_CAPTIONS`).
+    """
     d = report.to_dict()
     lines = [
         f"# Gradient-spectrum report: {report.model}",
@@ -32,30 +35,7 @@ def report_page(report: Report) -> str:
         "",
         "## What was measured",
         "",
-        "For each layer, the gradient of its objective with respect to the RGB input pixels (in [0, 1]) was",
-        "computed for every image, cropped at the top-left to a multiple of the layer's cumulative stride S,",
-        "scaled to unit energy (every image counts the same), each channel's mean removed, and the 2D FFT",
-        "(orthonormal) taken. Spectra and tiles are summed over images and channels.",
-        "",
-        "**Is there a grid?** A grid of period S puts power on the *lattice*: the bins (a/S, b/S).",
-        "Gradients have sloped spectra, so each lattice bin is compared with its own neighbourhood:",
-        "",
-        "- *excess* = exp(mean over the lattice bins of log(P(bin) / geometric mean of P over the non-lattice",
-        f"  bins within +-{BACKGROUND_HALF_WIDTH} bins)), after removing the boundary cross (Moisan's periodic-plus-smooth",
-        "  decomposition); bins on an axis are compared with bins on that axis. 1 = no grid, whatever the slope;",
-        "  per octave j, over the bins of period exactly 2^j px.",
-        f"- *p* per octave: the share of {DEFAULT_NULL_DRAWS} copies of the same bins, translated in frequency onto non-lattice",
-        "  positions, whose statistic is at least as large; the layer's p is the smallest Holm-adjusted p over",
-        "  the octaves. Verdict \"grid\" when p < alpha, naming the octaves whose adjusted p < alpha.",
-        "- *shared tile cv*: the energy pattern (sum_c g_c^2 at each phase y mod S, x mod S, on the interior,",
-        "  slow trend removed) that different images share, as a U-statistic over pairs of images (0 in",
-        f"  expectation without a shared pattern); its p from {DEFAULT_NULL_DRAWS} draws that roll each image's tile by a random",
-        "  phase.",
-        "",
-        "**How much of the gradient is grid?** Energy shares, no test: lattice share = lattice energy / all",
-        "non-DC energy, by octave; coherent = lattice share of the mean gradient; hf off-lattice = non-lattice",
-        f"energy with max(|fy|, |fx|) >= {Fraction(HIGH_FREQUENCY_CUTOFF)} cycle/px. Tile max/min describes the pooled tile; it is mostly",
-        "chance at large S and is not evidence.",
+        *[f"- **{term}**: {text}" for term, text in definitions()],
         "",
         f"## Results (alpha = {report.alpha})",
         "",
@@ -68,71 +48,92 @@ def report_page(report: Report) -> str:
         "",
         "## Figures",
         "",
-        "Metrics against depth:",
-        "",
-        "![metrics against depth](depth.png)",
-        "",
-        "Log power spectra per layer (top: mean of the spectra over images; bottom: spectrum of the mean",
-        "gradient). Ticks mark the lattice frequencies k/S:",
-        "",
-        "![spectra](spectra.png)",
-        "",
-        "Gradient maps for the first image (channel sum, signed) and energy tiles:",
-        "",
-        "![gradients](gradients.png)",
-        "",
-        "![tiles](tiles.png)",
-        "",
-        "Radial profiles (for shape only: ring averages dilute lattice lines):",
-        "",
-        "![radial](radial.png)",
-        "",
     ]
+    for figure in report_view(d, figures).figures:
+        lines += [f"{figure.caption or figure.name}", "", f"![{figure.name}]({figure.src})", ""]
     return "\n".join(lines)
 
 
 def make_figures(report: Report) -> dict[str, Figure]:
-    """The report's figures as matplotlib figures, keyed by file name (``spectra.png``, ...)."""
-    figures = {}
+    """The report's figures as matplotlib figures, keyed by file name.
 
-    layers = report.layers
-    n = len(layers)
-    fig, axes = plots.new_figure(2, n, figsize=(2.1 * n, 4.4), squeeze=False)
+    ``headline.png`` (line excess per layer and octave against chance and the detection threshold; energy
+    shares), ``spectra.png`` (log power on one colour scale, lattice frequencies marked), ``gradients.png``
+    (the first image's gradient and a crop of it pixel for pixel), ``tiles.png`` (energy tiles on one colour
+    scale) and ``radial.png`` (radial profiles).
+
+    Example:
+        >>> from gradviz.report.result import _example_report
+        >>> figures = make_figures(_example_report())
+        >>> list(figures), figures["headline.png"].axes[0].get_ylabel()
+        (['headline.png', 'spectra.png', 'gradients.png', 'tiles.png', 'radial.png'], 'line excess (1 = no grid)')
+    """
+    layers, n = report.layers, len(report.layers)
+    names = [f"{layer.name} (S={layer.stride})" for layer in layers]
+    who = f"{report.model}, weights {report.weights}"
+    figures = {"headline.png": plots.headline_figure(
+        [f"{layer.name}\nS = {layer.stride}" for layer in layers], [layer.metrics for layer in layers],
+        f"{who}; {report.n_images} images ({report.images}) at {report.image_size} px")}
+
+    powers = [p for layer in layers for p in (layer.incoherent_power, layer.coherent_power)]
+    limits = plots.log_power_limits(powers)
+    fig, axes = plots.new_figure(2, n, figsize=(2.2 * n + 1.6, 5.4), squeeze=False, layout="constrained")
     for i, layer in enumerate(layers):
-        plots.plot_log_spectrum(axes[0, i], layer.incoherent_power, f"{layer.name} (S={layer.stride})\nmean of spectra", layer.stride)
-        plots.plot_log_spectrum(axes[1, i], layer.coherent_power, "spectrum of mean", layer.stride)
-    fig.suptitle(f"{report.model} ({report.weights}): log10 power of input gradients", fontsize=8)
+        image = plots.plot_log_spectrum(axes[0, i], layer.incoherent_power, names[i], layer.stride, limits)
+        plots.plot_log_spectrum(axes[1, i], layer.coherent_power, "", layer.stride, limits)
+        axes[1, i].set_xlabel("fx (cycles/px)", fontsize=plots.SMALL_TEXT_SIZE)
+    for ax in axes[:, 1:].flat:
+        ax.tick_params(labelleft=False)
+    for ax in axes[0]:
+        ax.tick_params(labelbottom=False)
+    axes[0, 0].set_ylabel("mean of the images' spectra\nfy (cycles/px)", fontsize=plots.SMALL_TEXT_SIZE)
+    axes[1, 0].set_ylabel("spectrum of the mean gradient\nfy (cycles/px)", fontsize=plots.SMALL_TEXT_SIZE)
+    plots.add_colourbar(fig, image, axes, "log10(bin power / total power of its spectrum)")
+    fig.suptitle(f"{who}: power spectra of the input gradients (cyan marks: the lattice k/S)",
+                 fontsize=plots.TEXT_SIZE + 1, wrap=True)
     figures["spectra.png"] = fig
 
-    fig, axes = plots.new_figure(1, n, figsize=(2.1 * n, 2.3), squeeze=False)
+    fig, axes = plots.new_figure(2, n, figsize=(2.2 * n + 1.6, 5.2), squeeze=False, layout="constrained")
     for i, layer in enumerate(layers):
-        plots.plot_gradient_map(axes[0, i], layer.example_gradient, f"{layer.name} (S={layer.stride})")
-    fig.suptitle(f"{report.model}: input gradient, first image", fontsize=8)
+        y, x = plots.crop_origin(layer.example_gradient)
+        crop = (y, x, plots.CROP_SIZE)
+        image = plots.plot_gradient_map(axes[0, i], layer.example_gradient, names[i], crop=crop)
+        plots.plot_gradient_map(axes[1, i], layer.example_gradient, f"crop at y={y}, x={x}", crop=crop, zoom=True)
+    plots.add_colourbar(fig, image, axes, f"gradient / its {plots.GRADIENT_PERCENTILE:g}th percentile of |g|")
+    fig.suptitle(f"{who}: input gradient of the first image (channel sum). Bottom: the boxed "
+                 f"{plots.CROP_SIZE}x{plots.CROP_SIZE} px crop with the most energy, one square per pixel",
+                 fontsize=plots.TEXT_SIZE + 1, wrap=True)
     figures["gradients.png"] = fig
 
-    fig, axes = plots.new_figure(1, n, figsize=(2.1 * n, 2.3), squeeze=False)
+    limits = plots.tile_limits([layer.metrics.tile for layer in layers])
+    fig, axes = plots.new_figure(1, n, figsize=(2.2 * n + 1.6, 2.9), squeeze=False, layout="constrained")
     for i, layer in enumerate(layers):
         m = layer.metrics
-        plots.plot_tile(axes[0, i], m.tile, f"{layer.name}\nshared cv {fmt(m.shared_tile_cv, 2)} (p {fmt(m.tile_p_value, 2)})")
-    fig.suptitle(f"{report.model}: pooled energy tile (mean 1); shared cv and its p from the interior", fontsize=8, y=1.08)
+        tested = m.tile_p_value == m.tile_p_value  # NaN when not tested (why: tile_note in report.json)
+        shared = f"shared cv {fmt(m.shared_tile_cv, 2)} (p {fmt(m.tile_p_value, 2)})" if tested else "tile not tested"
+        image = plots.plot_tile(axes[0, i], m.tile, f"{names[i]}\n{shared}", limits)
+    plots.add_colourbar(fig, image, axes, "energy / mean (log scale)")
+    fig.suptitle(f"{who}: pooled energy tile (energy at each phase y mod S, x mod S); shared cv and its p "
+                 "from the interior", fontsize=plots.TEXT_SIZE + 1, wrap=True)
     figures["tiles.png"] = fig
 
-    fig, ax = plots.new_figure(figsize=(5, 3.2))
-    for layer in layers:
+    fig, ax = plots.new_figure(figsize=(6, 3.6), layout="constrained")
+    for name, layer in zip(names, layers):
         r, p = radial_profile(layer.incoherent_power)
-        ax.semilogy(r.numpy(), p.numpy(), label=layer.name, lw=1)
-    ax.set_xlabel("radius (cycles / pixel)")
-    ax.set_ylabel("mean power")
-    ax.legend(fontsize=6)
+        ax.semilogy(r.numpy(), p.numpy(), label=name, lw=1.2)
+    ax.set_xlabel("radius (cycles / pixel)", fontsize=plots.TEXT_SIZE)
+    ax.set_ylabel("mean power", fontsize=plots.TEXT_SIZE)
+    ax.tick_params(labelsize=plots.SMALL_TEXT_SIZE)
+    ax.legend(fontsize=plots.SMALL_TEXT_SIZE, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    ax.set_title(f"{who}: radial profiles (shape only: ring averages dilute lattice lines)",
+                 fontsize=plots.TEXT_SIZE, wrap=True)
     figures["radial.png"] = fig
-
-    figures["depth.png"] = plots.plot_depth([f"{layer.name}\nS={layer.stride}" for layer in layers], [layer.metrics for layer in layers])
-    figures["depth.png"].suptitle(f"{report.model} ({report.weights}), {report.n_images} images", fontsize=8, y=1.04)
     return figures
 
 
 def write_report(report: Report, out: str | Path, inputs: Sequence = (), extra_json: dict | None = None) -> Path:
-    """Write ``report.json``, ``report.md`` and the PNG figures into ``out``, atomically.
+    """Write ``report.html`` (the page to open), ``report.json``, ``report.md`` and the PNG figures into ``out``,
+    atomically.
 
     Args:
         report: what :func:`~gradviz.report.measure.build_report` returned.
@@ -153,13 +154,15 @@ def write_report(report: Report, out: str | Path, inputs: Sequence = (), extra_j
         >>> report = build_report(model, images, layers=["features.2"], progress=False)
         >>> with tempfile.TemporaryDirectory() as folder:
         ...     sorted(p.name for p in write_report(report, Path(folder) / "r").iterdir())
-        ['.gradviz.json', 'depth.png', 'gradients.png', 'radial.png', 'report.json', 'report.md', 'spectra.png', 'tiles.png']
+        ['.gradviz.json', 'gradients.png', 'headline.png', 'radial.png', 'report.html', 'report.json', 'report.md', 'spectra.png', 'tiles.png']
     """
     with atomic_dir(out, inputs, command="report") as tmp:
         write_json(tmp / "report.json", report.to_dict())
         for name, data in (extra_json or {}).items():
             write_json(tmp / name, data)
-        (tmp / "report.md").write_text(report_page(report))
-        for name, fig in make_figures(report).items():
+        figures = make_figures(report)
+        for name, fig in figures.items():
             plots.save_figure(fig, tmp / name)
+        (tmp / "report.md").write_text(report_page(report, list(figures)))
+        (tmp / "report.html").write_text(report_page_html(report_view(report.to_dict(), list(figures))))
     return Path(out)

@@ -149,8 +149,8 @@ class Report:
         return pandas.DataFrame([layer.to_dict() for layer in self.layers])
 
     def plot(self) -> dict:
-        """The report's figures, keyed by file name (``spectra.png``, ``gradients.png``, ``tiles.png``,
-        ``radial.png``, ``depth.png``): :func:`gradviz.report.render.make_figures`.
+        """The report's figures, keyed by file name (``headline.png``, ``spectra.png``, ``gradients.png``,
+        ``tiles.png``, ``radial.png``): :func:`gradviz.report.render.make_figures`.
 
         The figures are ``matplotlib.figure.Figure`` objects made without pyplot: the global backend
         and pyplot's figure list are untouched (show one with ``display(figures["spectra.png"])``).
@@ -161,7 +161,7 @@ class Report:
         Example:
             >>> figures = _example_report().plot()
             >>> sorted(figures), type(figures["spectra.png"]).__name__
-            (['depth.png', 'gradients.png', 'radial.png', 'spectra.png', 'tiles.png'], 'Figure')
+            (['gradients.png', 'headline.png', 'radial.png', 'spectra.png', 'tiles.png'], 'Figure')
         """
         return gradviz.make_figures(self)
 
