@@ -2,8 +2,8 @@
 
     python scripts/upsampling_study.py --out figures/upsampling --seed 0
 
-Writes study.json (every number), summary.md (the tables quoted in docs/upsampling.md) and the
-figures overlap.png, generators.png, generators_excess.png, discriminator.png, gan_training.png,
+Writes study.json (every number), summary.md (the tables quoted in docs/upsampling.md), report.html
+(the generators' verdicts, a column per design and a row per seed) and the figures overlap.png, generators.png, generators_excess.png, discriminator.png, gan_training.png,
 gan_final.png, gan_samples.png.
 
 Only the calibrated readings of :func:`gradviz.spectrum.checkerboard_metrics` are used: the excess of
@@ -34,6 +34,7 @@ from gradviz.upsampling.discriminators import FIRST_LAYERS, PERIOD, measure_disc
 from gradviz.upsampling.gan import GanSettings, describe_optimiser, train_gan
 from gradviz.upsampling.generators import GeneratorResult, measure_generator, sample_images
 from gradviz.upsampling.overlap import analyse_overlap, overlap_prefixes, stack
+from gradviz.upsampling.page import generator_study_page_html
 from gradviz.upsampling.render import (
     excess_figure,
     gan_final_figure,
@@ -176,6 +177,16 @@ def generator_part(out, study: dict, lines: list[str], seeds: list[int], samples
     for design, r in rows.items():
         lines.append(table_row(design, r, len(seeds)))
     lines.append("")
+    write_generator_page(out, study["generators"])
+
+
+def write_generator_page(out: Path, gens: dict) -> None:
+    """report.html: the generators' verdicts, a column per design and a row per seed, and their figures."""
+    settings = (f"{gens['image_size']}x{gens['image_size']} RGB outputs, period {gens['period']}, {gens['samples']} latent "
+                f"vectors per seed; seeds {gens['seeds']}. Made by scripts/upsampling_study.py.")
+    figures = [("generators.png", f"samples of the transposed-convolution designs at initialisation, seed {gens['seeds'][0]}"),
+               ("generators_excess.png", "excess at each octave per design, one dot per seed")]
+    (out / "report.html").write_text(generator_study_page_html(gens["designs"], figures, [settings]))
 
 
 def discriminator_part(out, study: dict, lines: list[str], seeds: list[int], n_images: int) -> None:
@@ -327,8 +338,9 @@ def redraw(out: Path) -> int:
                                             f"{len(gens['seeds'])} seeds (one dot per seed)"), out / "generators_excess.png")
     gan = study["gan"]
     save_png(gan_final_figure(gan["per_run"], gan["data"]["real_reference"], gan["settings"]["steps"]), out / "gan_final.png")
+    write_generator_page(out, gens)
     refresh_manifest(out, "scripts/upsampling_study.py --plots-only")
-    print(f"redrew {out}/generators_excess.png and gan_final.png")
+    print(f"redrew {out}/generators_excess.png and gan_final.png; wrote report.html")
     return 0
 
 
@@ -343,7 +355,7 @@ def main() -> int:
     parser.add_argument("--eval-samples", type=int, default=128)
     parser.add_argument("--skip-gan", action="store_true", help="only the measurements at init (quick check)")
     parser.add_argument("--plots-only", action="store_true",
-                        help="redraw generators_excess.png and gan_final.png from an existing study.json")
+                        help="redraw generators_excess.png and gan_final.png, and write report.html, from an existing study.json")
     args = parser.parse_args()
     if args.plots_only:
         return redraw(Path(args.out))

@@ -111,10 +111,18 @@ def single_page(view: View, *, title: str, definitions: Sequence[tuple[str, str]
 
 
 def side_by_side_page(views: Sequence[View], *, title: str, definitions: Sequence[tuple[str, str]],
-                      intro: Sequence[str] = (), figures: Sequence[Figure] = ()) -> str:
-    """Several measurements on one page: each one's summary and headline figure, the verdict cards layer by
-    layer (:func:`comparison_rows`), the page's own ``figures``, then each view's table, figures and
+                      intro: Sequence[str] = (), figures: Sequence[Figure] = (), unit: str = "layer") -> str:
+    """Several measurements on one page: each one's summary and headline figure, the verdict cards row by
+    row (:func:`comparison_rows`), the page's own ``figures``, then each view's table, figures and
     provenance (folded).
+
+    Args:
+        views: one column each.
+        title: the page's title.
+        definitions: ``(term, definition)`` pairs for "how to read this".
+        intro: paragraphs under the title.
+        figures: the page's own figures, after the rows.
+        unit: what a row is ("layer", "seed", ...).
     """
     return render_page("side_by_side.html.j2", title=title, views=views, rows=comparison_rows(views),
-                       intro=intro, figures=figures, definitions=definitions)
+                       intro=intro, figures=figures, definitions=definitions, unit=unit)

@@ -7,13 +7,14 @@ layout (:func:`gradviz.io.pages.single_page`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import statistics
+from collections.abc import Mapping, Sequence
 
-from gradviz.io.pages import Figure, View, single_page
+from gradviz.io.pages import Figure, View, side_by_side_page, single_page
 from gradviz.spectrum.readings import definitions
 from gradviz.upsampling.generators import GeneratorResult
 
-__all__ = ["SAMPLES_CAPTION", "generators_page_html", "generators_view"]
+__all__ = ["SAMPLES_CAPTION", "generator_study_page_html", "generators_page_html", "generators_view"]
 
 SAMPLES_CAPTION = "Outputs of each design at random initialisation (rows), and their mean power spectrum."
 
@@ -38,6 +39,16 @@ def generators_view(results: Sequence[GeneratorResult], figures: Sequence[str] =
                 [Figure(name, name, SAMPLES_CAPTION if name == "samples.png" else "") for name in figures], rows)
 
 
+def _outputs_definition() -> tuple[str, str]:
+    return ("generator output", "each design's images at random initialisation (no training), from seeded latent "
+            "vectors; each image scaled to unit energy, each channel's mean removed, then the 2D FFT. A generator of "
+            "B stride-2 blocks repeats its pattern every S = 2^B pixels.")
+
+
+INTRO = ("Does a generator built this way put a grid in its images before any training? The Distill article shows "
+         "transposed convolutions doing so at initialisation and resize-convolution not.")
+
+
 def generators_page_html(results: Sequence[GeneratorResult], figures: Sequence[str] = ()) -> str:
     """``report.html`` of the generator study: one verdict card per design, the table, the figures.
 
@@ -48,10 +59,43 @@ def generators_page_html(results: Sequence[GeneratorResult], figures: Sequence[s
         >>> page.count('<div class="card '), '<img src="samples.png"' in page, "Verdict per design" in page
         (1, True, True)
     """
-    outputs = ("generator output", "each design's images at random initialisation (no training), from seeded "
-               "latent vectors; each image scaled to unit energy, each channel's mean removed, then the 2D FFT. A "
-               "generator of B stride-2 blocks repeats its pattern every S = 2^B pixels.")
-    intro = ["Does a generator built this way put a grid in its images before any training? The Distill article "
-             "shows transposed convolutions doing so at initialisation and resize-convolution not."]
     return single_page(generators_view(results, figures), title="Generators at random initialisation",
-                       definitions=[outputs, *definitions()[1:]], unit="design", intro=intro)
+                       definitions=[_outputs_definition(), *definitions()[1:]], unit="design", intro=[INTRO])
+
+
+def generator_study_page_html(designs: Mapping[str, Mapping], figures: Sequence[tuple[str, str]] = (),
+                              intro: Sequence[str] = ()) -> str:
+    """The generator study over seeds on one page: a row per design, a column per seed, and per design how
+    many seeds detect a grid and the period-2 excess as mean and sd over the seeds.
+
+    Args:
+        designs: ``{design: {"runs": [GeneratorResult.to_dict(), ...]}}`` (as the study's JSON holds them),
+            every design over the same seeds.
+        figures: ``(file name, caption)`` of the figures beside the page.
+        intro: further paragraphs under the title (the settings).
+
+    Example:
+        >>> from gradviz.upsampling.generators import measure_generator
+        >>> runs = {d: {"runs": [measure_generator(d, samples=2, seed=s, blocks=1, width=2)[0].to_dict() for s in (0, 1)]}
+        ...         for d in ("deconv3", "nearest")}
+        >>> page = generator_study_page_html(runs)
+        >>> page.count('<div class="card '), page.count('<th scope="row">'), "nearest: grid in 0 of 2 seeds" in page
+        (4, 2, True)
+    """
+    seeds = [run["seed"] for run in next(iter(designs.values()))["runs"]] if designs else []
+    views = []
+    for i, seed in enumerate(seeds):
+        layers = [{"name": design, "stride": row["runs"][i]["metrics"]["stride"], **row["runs"][i]["metrics"]}
+                  for design, row in designs.items()]
+        views.append(View(f"seed {seed}", {"layers": layers, "alpha": layers[0].get("alpha", 0.05)}))
+    spread = []
+    for design, row in designs.items():
+        metrics = [run["metrics"] for run in row["runs"]]
+        p2 = [m["octave_excess"][0] for m in metrics if m.get("octave_excess") and m["octave_excess"][0] is not None]
+        grids = sum(bool(m.get("grid_detected")) for m in metrics)
+        sd = f" ± {statistics.stdev(p2):.3g}" if len(p2) > 1 else ""
+        excess = f"; period-2 excess {statistics.fmean(p2):.3g}{sd} (mean ± sd over seeds)" if p2 else ""
+        spread.append(f"{design}: grid in {grids} of {len(metrics)} seeds{excess}")
+    return side_by_side_page(views, title="Generators at random initialisation, over seeds",
+                             definitions=[_outputs_definition(), *definitions()[1:]], intro=[INTRO, *intro, *spread],
+                             figures=[Figure(name, name, caption) for name, caption in figures], unit="design")
