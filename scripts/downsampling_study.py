@@ -157,7 +157,8 @@ def summary_markdown(study: dict) -> str:
         lines += [f"## {arch} ({model['weights_kind']}, {model['n_seeds']} seed(s))", ""]
         for title, key, count in (
             ("Line excess at period = stride (raw p < 0.05)", "own_line_excess", "own_line_significant_seeds"),
-            ("Lattice excess, all octaves (grid detected, Holm)", "lattice_excess", "grid_detected_seeds"),
+            ("Lattice excess, all octaves: a summary (seeds where some octave is detected, Holm)", "lattice_excess",
+             "grid_detected_seeds"),
             ("Shared energy tile cv (tile p < 0.05)", "shared_tile_cv", "tile_detected_seeds"),
             ("High-frequency off-lattice share of the energy", "hf_offlattice_fraction", None),
             ("Cosine similarity of the stage's activations to the original's", "cosine_mean", None),

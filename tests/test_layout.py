@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "gradviz"
 STUDIES = {"report", "optvis", "downsampling", "upsampling"}
 FOUNDATION = {"errors", "registry", "io", "core", "spectrum"}
 # Modules allowed to import matplotlib: the drawing half of each study, and the shared figure style.
-DRAWING = {"gradviz.io.plotting", "gradviz.report.render", "gradviz.optvis.render",
+DRAWING = {"gradviz.io.plotting", "gradviz.report.render", "gradviz.report.figures", "gradviz.optvis.render",
            "gradviz.downsampling.render", "gradviz.upsampling.render"}
 MAX_LINES = 400
 

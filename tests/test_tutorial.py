@@ -77,8 +77,8 @@ def test_the_tutorial_runs_and_what_it_shows_holds_together(tmp_path, monkeypatc
     table = result(tagged(nb, "table"), "text/html")
     assert all(f"<td>{row[0]}</td>" in table for row in rows)
 
-    # the figures are images: the spectra with two panels per layer, the depth plot with three
-    for tag, axes in (("spectra", 2 * len(rows)), ("depth", 3)):
+    # the figures are images: the spectra with two panels per layer and a colourbar, the headline with two panels
+    for tag, axes in (("spectra", 2 * len(rows) + 1), ("headline", 2)):
         png = base64.b64decode(result(tagged(nb, tag), "image/png"))
         width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and min(width, height) > 100

@@ -118,7 +118,7 @@ def _write_log(command: str, exc: BaseException) -> str:
     """Write the full traceback of an unexpected error to a log file; return its path."""
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     fd, path = tempfile.mkstemp(prefix=f"gradviz-{command}-{stamp}-", suffix=".log")
-    with os.fdopen(fd, "w") as f:
+    with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as f:  # arguments may not be UTF-8
         f.write(f"gradviz {command}: {' '.join(sys.argv)}\n")
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=f)
     return path

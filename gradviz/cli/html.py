@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
              for view, folder in zip(views, args.reports)]
     page = reports_page_html(views, title=args.title)
     with atomic_file(out, guard=True) as tmp:
-        tmp.write_text(page, encoding="utf-8")
+        tmp.write_text(page, encoding="utf-8", errors="replace")  # a title or folder name may not be UTF-8
     if not args.quiet:
         print(f"wrote {out} ({len(views)} report{'s' * (len(views) != 1)}: {', '.join(view.label for view in views)})")
     return 0

@@ -14,7 +14,7 @@ from gradviz.io.pages import Figure, View, side_by_side_page
 from gradviz.io.text import fmt
 from gradviz.spectrum.readings import definitions
 
-__all__ = ["comparison_page_html", "variant_view"]
+__all__ = ["comparison_page_html", "figure_caption", "stage_figure_name", "variant_view"]
 
 
 def variant_view(comp: Comparison, index: int) -> View:
@@ -53,4 +53,27 @@ def comparison_page_html(comp: Comparison, figures: Sequence[str]) -> str:
              f"objective {comp.objective}; seed {comp.seed}. Every variant keeps the original's weights and changes "
              "only how it downsamples."]
     return side_by_side_page(views, title=f"Downsampling compared on the same weights: {comp.arch}",
-                             definitions=definitions(), intro=intro, figures=[Figure(name, name) for name in figures])
+                             definitions=definitions(), intro=intro,
+                             figures=[Figure(name, name, figure_caption(comp, name)) for name in figures])
+
+
+def stage_figure_name(layer: str) -> str:
+    """The file name of a comparison layer's figure: ``stage-features_9.png`` for ``features.9``."""
+    return f"stage-{layer.replace('.', '_')}.png"
+
+
+def figure_caption(comp: Comparison, name: str) -> str:
+    """What a comparison figure shows, from its file name.
+
+    Example:
+        >>> from gradviz.downsampling.render import _example_comparison
+        >>> figure_caption(_example_comparison(), "stage-layer1.png")
+        "At layer1: each variant's input gradient, its spectrum and its energy tile, on shared colour scales."
+    """
+    if name == "summary.png":
+        return ("Every variant at each comparison layer: the line excess at the layer's own period, the energy "
+                "shares, how close its activations stay to the original's, and the lines its strided kernels predict.")
+    for s in comp.variants[0].layers if comp.variants else []:
+        if name == stage_figure_name(s.layer):
+            return f"At {s.layer}: each variant's input gradient, its spectrum and its energy tile, on shared colour scales."
+    return ""

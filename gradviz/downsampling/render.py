@@ -13,11 +13,13 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+import matplotlib.ticker
 import torch
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from gradviz.downsampling.compare import ComparedLayer, Comparison, VariantResult
-from gradviz.downsampling.page import comparison_page_html
+from gradviz.downsampling.page import comparison_page_html, stage_figure_name
 from gradviz.io import plotting as plots
 from gradviz.io.outputs import atomic_dir, json_ready, write_json
 from gradviz.io.text import fmt
@@ -69,8 +71,8 @@ def comparison_page(comp: Comparison, figures: list[str]) -> str:
         "## Per variant and stage",
         "",
         "cos = mean cosine similarity of the stage's activations to the original's (min over images in brackets); "
-        "verdict = the line test at alpha 0.05 (Holm over the octaves); lattice excess = power of the lattice bins over "
-        "their local background (1 = no grid), p in brackets; own line = the same at period = stride only; shared tile "
+        "verdict = the line test at alpha 0.05 (Holm over the octaves); lattice excess = power of all the lattice bins "
+        "over their local background (1 = no grid), a summary with no test of its own (read the verdict); own line = the same at period = stride only; shared tile "
         "cv = the energy tile the images share (interior), p in brackets; tile max/min = the pooled tile, a description "
         "only; hf off = top-octave off-lattice share of the energy. Every image counts the same (unit energy).",
         "",
@@ -81,7 +83,7 @@ def comparison_page(comp: Comparison, figures: list[str]) -> str:
     for title, cell in [
         ("cos (min)", lambda s: f"{s.cosine_mean:.3f} ({s.cosine_min:.3f})"),
         ("verdict", lambda s: s.metrics.verdict),
-        ("lattice excess (p)", lambda s: f"{_fmt(s.metrics.lattice_excess)} ({_fmt(s.metrics.p_value, 2)})"),
+        ("lattice excess (all octaves, a summary, not tested)", lambda s: _fmt(s.metrics.lattice_excess)),
         ("own line excess (p)", lambda s: f"{_fmt(s.own_line_excess)} ({_fmt(s.own_line_p, 2)})"),
         ("shared tile cv (p)", lambda s: f"{_fmt(s.metrics.shared_tile_cv)} ({_fmt(s.metrics.tile_p_value, 2)})"),
         ("tile max/min (description)", lambda s: _fmt(s.metrics.tile_contrast)),
@@ -131,7 +133,9 @@ def comparison_page(comp: Comparison, figures: list[str]) -> str:
 
 def stage_figure(comp: Comparison, layer: str) -> Figure:
     """One comparison layer: a row per variant; columns: the first image's gradient, the mean log
-    power spectrum, the energy tile (spectra on one colour scale, tiles on another, each with a colourbar).
+    power spectrum titled with the line test (:func:`gradviz.io.plotting.line_label`: the strongest
+    detected period, its excess and Holm-adjusted p, or "not detected" with the layer's p), the energy
+    tile (spectra on one colour scale, tiles on another, each with a colourbar).
 
     Args:
         comp: the comparison (with its ``example_gradients`` and ``spectra``).
@@ -142,8 +146,8 @@ def stage_figure(comp: Comparison, layer: str) -> Figure:
 
     Example:
         >>> fig = stage_figure(_example_comparison(), "layer1")
-        >>> len(fig.axes), fig.axes[0].get_title()
-        (5, 'stride: gradient')
+        >>> len(fig.axes), fig.axes[0].get_title(), fig.axes[1].get_title()
+        (5, 'stride: gradient', 'lines: not detected (p = 1)')
     """
     n = len(comp.variants)
     stages = [next(s for s in v.layers if s.layer == layer) for v in comp.variants]
@@ -153,8 +157,8 @@ def stage_figure(comp: Comparison, layer: str) -> Figure:
     for row, v, stage in zip(axes, comp.variants, stages):
         m = stage.metrics
         plots.plot_gradient_map(row[0], v.example_gradients[layer], f"{v.name}: gradient")
-        spectrum = plots.plot_log_spectrum(row[1], v.spectra[layer], f"excess {_fmt(m.lattice_excess)} "
-                                           f"(p {_fmt(m.p_value, 2)})", stage.stride, spectrum_limits)
+        spectrum = plots.plot_log_spectrum(row[1], v.spectra[layer], f"lines: {plots.line_label(m)}", stage.stride,
+                                           spectrum_limits)
         tile = plots.plot_tile(row[2], torch.tensor(m.tile), f"shared cv {_fmt(m.shared_tile_cv, 2)} "
                                f"(p {_fmt(m.tile_p_value, 2)})", tile_limits)
     plots.add_colourbar(fig, spectrum, axes[-1, 1], "log10(power / total)", location="bottom", shrink=1.0)
@@ -165,11 +169,37 @@ def stage_figure(comp: Comparison, layer: str) -> Figure:
     return fig
 
 
+def _strongest_excess(s: ComparedLayer) -> float:
+    """The excess of the stage's strongest line (:func:`gradviz.io.plotting.strongest_line`), NaN if untested."""
+    line = plots.strongest_line(s.metrics)
+    return math.nan if line is None else line[1]
+
+
+def _strongest_detected(s: ComparedLayer) -> bool:
+    line = plots.strongest_line(s.metrics)
+    return line is not None and line[3]
+
+
+# summary_figure's panels: (title, value of a variant's stage, log y, significant(stage) or None: no test).
+SUMMARY_PANELS = [
+    ("strongest line: the detected period with the largest\nexcess (none detected: the period with the smallest p)",
+     lambda v, s: _strongest_excess(s), True, _strongest_detected),
+    ("line excess at period = stride", lambda v, s: s.own_line_excess, True, lambda s: s.own_line_p < s.metrics.alpha),
+    ("kernel-predicted line / DC at that period", lambda v, s: v.predicted_line(s.stride), True, None),
+    ("shared energy tile cv (interior)", lambda v, s: s.metrics.shared_tile_cv, False,
+     lambda s: s.metrics.tile_detected),
+    ("high-frequency off-lattice share (no test)", lambda v, s: s.metrics.hf_offlattice_fraction, False, None),
+    ("cosine similarity to the original (no test)", lambda v, s: s.cosine_mean, False, None),
+]
+
+
 def summary_figure(comp: Comparison) -> Figure:
-    """Six panels against stage stride: lattice excess, own line excess, predicted line/DC, shared tile cv,
-    hf off-lattice share, cos. Filled markers: significant at alpha (Holm-adjusted for the lattice, raw for
-    the own line, tile p for the tile); open: not. Predicted values below ``PREDICTED_FLOOR`` (a kernel's
-    zero) are drawn on the floor as down-triangles.
+    """Six panels against stage stride: the strongest line's excess (its period beside it when not 2 px), the line
+    excess at period = stride, the predicted line/DC, the shared tile cv, the hf off-lattice share, cos.
+    Circles are tested quantities, filled where that very quantity is significant at alpha (the strongest
+    line: its Holm-adjusted p; the own line: its raw p; the tile: its p), open where not; squares are
+    quantities without a test. Predicted values below ``PREDICTED_FLOOR`` (a kernel's zero) are drawn on
+    the floor as down-triangles.
 
     Args:
         comp: the comparison.
@@ -180,23 +210,13 @@ def summary_figure(comp: Comparison) -> Figure:
     Example:
         >>> fig = summary_figure(_example_comparison())
         >>> len(fig.axes), fig.axes[5].get_title()
-        (6, 'cosine similarity to the original')
+        (6, 'cosine similarity to the original (no test)')
     """
-    fig, axes = plots.new_figure(2, 3, figsize=(12, 6.8), layout="constrained")
-    panels = [
-        ("lattice excess over local background (1 = none)", lambda v, s: s.metrics.lattice_excess, True,
-         lambda s: s.metrics.grid_detected),
-        ("line excess at period = stride", lambda v, s: s.own_line_excess, True,
-         lambda s: s.own_line_p < s.metrics.alpha),
-        ("kernel-predicted line / DC at that period", lambda v, s: v.predicted_line(s.stride), True, None),
-        ("shared energy tile cv (interior)", lambda v, s: s.metrics.shared_tile_cv, False,
-         lambda s: s.metrics.tile_detected),
-        ("high-frequency off-lattice share", lambda v, s: s.metrics.hf_offlattice_fraction, False, None),
-        ("cosine similarity to the original", lambda v, s: s.cosine_mean, False, None),
-    ]
+    fig, axes = plots.new_figure(2, 3, figsize=(12, 7.2), layout="constrained")
     strides = sorted({s.stride for v in comp.variants for s in v.layers})
     series = []  # one line per variant, for the legend
-    for k, (ax, (title, fn, log, significant)) in enumerate(zip(axes.flat, panels)):
+    for k, (ax, (title, fn, log, significant)) in enumerate(zip(axes.flat, SUMMARY_PANELS)):
+        periods: dict[int, list[tuple[int, str]]] = {}  # stride -> (detected period, colour) when not 2 px
         for i, v in enumerate(comp.variants):
             xs = [s.stride for s in v.layers]
             ys = [fn(v, s) for s in v.layers]
@@ -206,25 +226,46 @@ def summary_figure(comp: Comparison) -> Figure:
             (line,) = ax.plot(xs, ys, "-", lw=1.2, color=f"C{i}", label=v.name)
             series += [line] if k == 0 else []
             for x, y, s, f in zip(xs, ys, v.layers, floored):
-                filled = significant is None or significant(s)
-                ax.plot([x], [y], "v" if f else "o", ms=5, color=f"C{i}", mfc=f"C{i}" if filled else "white")
+                filled = significant is not None and significant(s)
+                marker = "v" if f else "o" if significant is not None else "s"
+                face = f"C{i}" if filled or significant is None else "white"
+                ax.plot([x], [y], marker, ms=5, color=f"C{i}", mfc=face)
+                line_of = plots.strongest_line(s.metrics) if k == 0 else None
+                if line_of is not None and line_of[3] and line_of[0] != 2:  # a detected period other than 2 px
+                    periods.setdefault(x, []).append((line_of[0], f"C{i}"))
+        for x, found in periods.items():  # stacked at the top of the panel, in the variants' colours
+            for row, (period, colour) in enumerate(found):
+                ax.annotate(f"{period}", (x, 0.95 - 0.08 * row), xycoords=("data", "axes fraction"), ha="center",
+                            va="top", color=colour, fontsize=plots.SMALL_TEXT_SIZE, fontweight="bold")
         if log:
             ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda y, _: f"{y:g}"))
         if log and k < 2:  # an excess of 1: no lines
             ax.axhline(1.0, color="k", ls="--", lw=0.8)
+        if periods:  # room for the numbers above the data (a log axis: a factor)
+            lo, hi = ax.get_ylim()
+            ax.set_ylim(lo, hi * (hi / lo) ** 0.25)
+        if log:
+            ax.yaxis.set_major_locator(matplotlib.ticker.FixedLocator(plots.nice_log_ticks(*ax.get_ylim())))
+            ax.yaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         if k == 2:
             ax.set_ylim(bottom=PREDICTED_FLOOR / 2)
-            title += f"\n(\u25bc: below {PREDICTED_FLOOR:g}, a zero of the kernel)"
+            title += f"\n(no test; \u25bc: below {PREDICTED_FLOOR:g}, a zero of the kernel)"
         ax.set_xscale("log", base=2)
         ax.set_xticks(strides, [str(x) for x in strides])
         ax.minorticks_off()
         ax.set_title(title, fontsize=plots.TEXT_SIZE + 1)
         ax.set_xlabel("stage stride (pixels)", fontsize=plots.TEXT_SIZE)
         ax.tick_params(labelsize=plots.SMALL_TEXT_SIZE)
-    fig.legend(handles=series, loc="outside right upper",
+    grey = "0.35"
+    markers = [Line2D([], [], color=grey, marker="o", ls="none", label="tested: significant at alpha"),
+               Line2D([], [], color=grey, marker="o", ls="none", mfc="white", label="tested: not significant"),
+               Line2D([], [], color=grey, marker="s", ls="none", label="no test")]
+    fig.legend(handles=series + markers, loc="outside lower center", ncol=len(series) + len(markers),
                fontsize=plots.TEXT_SIZE, frameon=False)
-    fig.suptitle(f"{comp.arch} ({comp.weights}); {len(comp.image_names)} images at {comp.size} px; "
-                 "filled: significant at alpha, open: not", fontsize=plots.TEXT_SIZE + 2, wrap=True)
+    fig.suptitle(f"{comp.arch} ({comp.weights}); {len(comp.image_names)} images at {comp.size} px. Top left: the "
+                 "strongest line is at period 2 px unless a number at the top of the panel gives its period (px)",
+                 fontsize=plots.TEXT_SIZE + 2, wrap=True)
     return fig
 
 
@@ -257,7 +298,7 @@ def write_comparison(comp: Comparison, out: str | Path, stage_figures: list[str]
         figures = ["summary.png"]
         plots.save_figure(summary_figure(comp), tmp / "summary.png", dpi=dpi)
         for layer in chosen:
-            name = f"stage-{layer.replace('.', '_')}.png"
+            name = stage_figure_name(layer)
             plots.save_figure(stage_figure(comp, layer), tmp / name, dpi=dpi)
             figures.append(name)
         write_json(tmp / "comparison.json", json_ready(comp.to_dict(), JSON_DIGITS))

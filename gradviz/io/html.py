@@ -1,22 +1,21 @@
 """Self-contained HTML pages: gradviz's jinja2 templates, and figures linked beside a page or embedded in it.
 
 Every page extends ``templates/base.html.j2``: its style and its table-sorting script are inline, so a
-page needs no network and no build step. A page carries ``<meta name="generator" content="gradviz X">``
-(:func:`gradviz.io.manifest.software_mark`), which is how gradviz recognises a page it wrote
+page needs no network and no build step. A page begins with :data:`gradviz.io.manifest.PAGE_HEAD` (ending in
+``<meta name="generator" content="gradviz X">``), which is how gradviz recognises a page it wrote
 (:func:`gradviz.io.outputs.is_gradviz_file`).
 """
 
 from __future__ import annotations
 
 import base64
-import os
 from pathlib import Path
 
 import jinja2
 
-from gradviz.io.manifest import GENERATOR_META, software_mark
+from gradviz.io.manifest import software_mark
 
-__all__ = ["GENERATOR_META", "TEMPLATES", "embed_png", "render_page"]
+__all__ = ["TEMPLATES", "png_data_uri", "render_page"]
 
 # Where the page templates live (package data).
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
@@ -33,8 +32,9 @@ def render_page(template: str, **context) -> str:
         The page as text.
 
     Example:
+        >>> from gradviz.io.manifest import PAGE_HEAD
         >>> page = render_page("base.html.j2", title="<a & b>")
-        >>> "<title>&lt;a &amp; b&gt;</title>" in page, GENERATOR_META in page
+        >>> "<title>&lt;a &amp; b&gt;</title>" in page, page.startswith(PAGE_HEAD)
         (True, True)
     """
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined,
@@ -42,15 +42,11 @@ def render_page(template: str, **context) -> str:
     return env.get_template(template).render(generator=software_mark(), **context)
 
 
-def embed_png(path: str | os.PathLike) -> str:
-    """A PNG file as a ``data:`` URI, for a page that must hold its figures.
+def png_data_uri(png: bytes) -> str:
+    """A PNG file's bytes as a ``data:`` URI, for a page that must hold its figures.
 
     Example:
-        >>> import tempfile
-        >>> with tempfile.TemporaryDirectory() as folder:
-        ...     png = Path(folder) / "x.png"
-        ...     _ = png.write_bytes(b"\\x89PNG")
-        ...     embed_png(png)
+        >>> png_data_uri(b"\\x89PNG")
         'data:image/png;base64,iVBORw=='
     """
-    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")

@@ -17,8 +17,9 @@ from gradviz.errors import GradvizError
 MANIFEST = ".gradviz.json"
 # The mark a single file carries: PNG text chunk "Software", JPEG comment, JSON key "software".
 SOFTWARE = "gradviz"
-# The start of the tag that marks an HTML page as gradviz's (the page templates write it in <head>).
-GENERATOR_META = f'<meta name="generator" content="{SOFTWARE}'
+# How every page gradviz writes begins (templates/base.html.j2): a page is gradviz's only when it starts so,
+# with the version after it; a tag elsewhere (in a comment, in a user's page) does not count.
+PAGE_HEAD = f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<meta name="generator" content="{SOFTWARE} '
 
 
 def software_mark() -> str:

@@ -27,14 +27,20 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from gradviz.errors import GradvizError
-from gradviz.io.manifest import GENERATOR_META, MANIFEST, SOFTWARE, changed_files, manifest_files, refresh_manifest, write_manifest
+from gradviz.io.manifest import (
+    MANIFEST,
+    PAGE_HEAD,
+    SOFTWARE,
+    changed_files,
+    manifest_files,
+    refresh_manifest,
+    write_manifest,
+)
 
 __all__ = ["MANIFEST", "SOFTWARE", "atomic_dir", "atomic_file", "atomic_files", "check_out_dir", "check_out_file",
            "hold_signals", "is_gradviz_file", "json_ready", "refresh_manifest", "write_json"]
 
 # Signals held back while a finished output is renamed into place.
-# How far into an HTML file gradviz looks for its generator tag (it writes it in the first lines).
-HTML_HEAD_CHARS = 4096
 _HELD_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
 
@@ -137,11 +143,12 @@ def check_out_dir(out: str | os.PathLike | None, inputs: Iterable = (), flag: st
 def is_gradviz_file(path: str | os.PathLike) -> bool:
     """True when ``path`` carries gradviz's mark (PNG text, JPEG comment, JSON key or an HTML page's generator tag)."""
     path = Path(path)
+    if path.is_symlink() or not path.is_file():  # a link, a FIFO, a device: never ours, and never opened
+        return False
     try:
         if path.suffix.lower() in (".html", ".htm"):
             with open(path, encoding="utf-8", errors="replace") as f:
-                head = f.read(HTML_HEAD_CHARS)
-            return GENERATOR_META in head
+                return f.read(len(PAGE_HEAD)) == PAGE_HEAD
         if path.suffix.lower() == ".json":
             data = json.loads(path.read_text())
             return isinstance(data, dict) and str(data.get("software", "")).startswith(SOFTWARE)
@@ -161,7 +168,8 @@ def check_out_file(out: str | os.PathLike | None, inputs: Iterable = (), flag: s
     """Refuse an output file that gradviz may not write; return its absolute path.
 
     Valid: a new file in a writable place, or an existing file that gradviz wrote. Refused:
-    ``''``, a folder, a file gradviz did not write, one of ``inputs``, a wrong suffix.
+    ``''``, a folder, a file gradviz did not write (a link, a FIFO, a user's file), one of ``inputs``, a wrong
+    suffix, a path inside a folder gradviz wrote (it holds a manifest).
     """
     if out is None or str(out).strip() == "":
         raise GradvizError(f"{flag} is empty; give a file path")
@@ -177,6 +185,9 @@ def check_out_file(out: str | os.PathLike | None, inputs: Iterable = (), flag: s
         raise GradvizError(f"{flag} {out} is a folder; give a file path")
     if path.exists() and not is_gradviz_file(path):
         raise GradvizError(f"{flag} {out} exists and was not written by gradviz; gradviz never replaces it")
+    for parent in path.parents:  # a file added to a folder gradviz wrote would make the folder no longer its own
+        if (parent / MANIFEST).is_file():
+            raise GradvizError(f"{flag} {out} is inside {parent}, a folder gradviz wrote; valid: a path outside it")
     _check_parent(path, flag)
     return path
 

@@ -75,22 +75,29 @@ def ordered_figures(names: Sequence[str], src: Callable[[str], str], captions: M
     return [Figure(n, src(n), captions.get(n, "")) for n in known + rest]
 
 
-def comparison_rows(views: Sequence[View]) -> list[tuple[str, list[list[Card]]]]:
+def comparison_rows(views: Sequence[View], unit: str = "layer") -> tuple[str, list[tuple[str, list[list[Card]]]]]:
     """Rows of a side-by-side page: one per layer name when every view has the same layers, else one per
     cumulative stride S (so VGG16's and ResNet50's stages line up); each cell holds that view's cards.
+
+    Returns:
+        The rows' header (``unit``, or "cumulative stride") and the rows as ``(key, cells)``.
 
     Example:
         >>> a = View("a", {"layers": [{"name": "x", "stride": 2}, {"name": "y", "stride": 4}]})
         >>> b = View("b", {"layers": [{"name": "u", "stride": 4}]})
-        >>> [(key, [[c.name for c in cell] for cell in cells]) for key, cells in comparison_rows([a, b])]
-        [('S = 2', [['x'], []]), ('S = 4', [['y'], ['u']])]
+        >>> header, rows = comparison_rows([a, b])
+        >>> header, [(key, [[c.name for c in cell] for cell in cells]) for key, cells in rows]
+        ('cumulative stride', [('S = 2', [['x'], []]), ('S = 4', [['y'], ['u']])])
     """
     names = [[layer["name"] for layer in v.data["layers"]] for v in views]
     cards = [v.cards for v in views]
+    if not views:
+        return unit, []
     if all(n == names[0] for n in names):
-        return [(name, [[c[i]] for c in cards]) for i, name in enumerate(names[0])]
+        return unit, [(name, [[c[i]] for c in cards]) for i, name in enumerate(names[0])]
     strides = sorted({card.stride for cs in cards for card in cs})
-    return [(f"S = {s}", [[card for card in cs if card.stride == s] for cs in cards]) for s in strides]
+    return "cumulative stride", [(f"S = {s}", [[card for card in cs if card.stride == s] for cs in cards])
+                                 for s in strides]
 
 
 def single_page(view: View, *, title: str, definitions: Sequence[tuple[str, str]], unit: str = "layer",
@@ -111,7 +118,8 @@ def single_page(view: View, *, title: str, definitions: Sequence[tuple[str, str]
 
 
 def side_by_side_page(views: Sequence[View], *, title: str, definitions: Sequence[tuple[str, str]],
-                      intro: Sequence[str] = (), figures: Sequence[Figure] = (), unit: str = "layer") -> str:
+                      intro: Sequence[str] = (), figures: Sequence[Figure] = (), unit: str = "layer",
+                      summary: Sequence[str] | None = None) -> str:
     """Several measurements on one page: each one's summary and headline figure, the verdict cards row by
     row (:func:`comparison_rows`), the page's own ``figures``, then each view's table, figures and
     provenance (folded).
@@ -122,7 +130,10 @@ def side_by_side_page(views: Sequence[View], *, title: str, definitions: Sequenc
         definitions: ``(term, definition)`` pairs for "how to read this".
         intro: paragraphs under the title.
         figures: the page's own figures, after the rows.
-        unit: what a row is ("layer", "seed", ...).
+        unit: what a row is ("layer", "design", ...).
+        summary: the lines at the top (default: each view's :attr:`View.summary`).
     """
-    return render_page("side_by_side.html.j2", title=title, views=views, rows=comparison_rows(views),
-                       intro=intro, figures=figures, definitions=definitions, unit=unit)
+    summary = [f"{view.label}: {view.summary}" for view in views] if summary is None else summary
+    row_header, rows = comparison_rows(views, unit)
+    return render_page("side_by_side.html.j2", title=title, views=views, rows=rows, row_header=row_header,
+                       intro=intro, figures=figures, definitions=definitions, unit=unit, summary=summary)

@@ -1,18 +1,19 @@
 """The figure style every rendering module shares: new figures, atomic PNG saving, and the panels
-several studies draw (log spectra, gradient maps and pixel-for-pixel crops, energy tiles, line excess
-and energy share per octave). Panels compared side by side take colour ``limits`` computed over all of
-them (:func:`log_power_limits`, :func:`tile_limits`), so a figure has one scale and one colourbar
-(:func:`add_colourbar`).
+several studies draw (log spectra, gradient maps and pixel-for-pixel crops, energy tiles), and the one way
+figures name a layer's line-test result (:func:`line_label`). Panels compared side by side take colour
+``limits`` computed over all of them (:func:`log_power_limits`, :func:`tile_limits`), so a figure has one
+scale and one colourbar (:func:`add_colourbar`).
 
 Figures are :class:`matplotlib.figure.Figure` objects made without pyplot, so drawing never selects a
 backend or touches pyplot's global figure list (show one with ``display(fig)``, save it with
-:func:`save_figure`). This module and the studies' ``render`` modules are the only ones importing matplotlib.
+:func:`save_figure`). This module and the studies' drawing modules are the only ones importing matplotlib.
 """
 
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 
 import matplotlib
 import matplotlib.colors
@@ -21,7 +22,6 @@ import matplotlib.ticker
 import numpy as np
 import torch
 from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
 
 from gradviz.io.manifest import software_mark
 from gradviz.io.outputs import atomic_file
@@ -38,6 +38,9 @@ LOG_POWER_LOW_PERCENTILE, LOG_POWER_DECADES = 1.0, 6.0
 GRADIENT_PERCENTILE = 99.5
 # Side (px) of the gradient crop shown pixel for pixel: 16 periods of a period-2 pattern.
 CROP_SIZE = 32
+# Colour limit of a crop: this percentile of |g| in the crop itself (a crop chosen for its pattern would
+# otherwise saturate on the whole map's scale, or be pale).
+CROP_PERCENTILE = 99.0
 # Tiles up to this side print their values in the cells (beyond, the numbers do not fit).
 TILE_NUMBERS_MAX = 4
 # Colour range of energy tiles: at least 1/1.02 .. 1.02 (flat tiles stay pale), at most 1/100 .. 100.
@@ -46,13 +49,11 @@ TILE_MIN_RATIO, TILE_MAX_RATIO = 1.02, 100.0
 FREQUENCY_LABELS = {-0.5: "\u2212\u00bd", -0.25: "\u2212\u00bc", 0.0: "0", 0.25: "\u00bc", 0.5: "\u00bd"}
 # Colour of the marks at the lattice frequencies k/S on spectra.
 LATTICE_COLOUR = "tab:cyan"
-# Width (in layer spacings) the octaves of one layer spread over in the per-octave panels.
-OCTAVE_SPREAD = 0.72
 
-__all__ = ["CROP_SIZE", "FIGURE_DPI", "GRADIENT_PERCENTILE", "SMALL_TEXT_SIZE", "TEXT_SIZE", "add_colourbar",
-           "crop_origin", "headline_figure", "log_power", "log_power_limits", "new_figure", "nice_log_ticks",
-           "octave_colour", "plot_gradient_map", "plot_image", "plot_log_spectrum", "plot_octave_excess",
-           "plot_octave_shares", "plot_tile", "png_metadata", "save_figure", "tile_limits"]
+__all__ = ["CROP_PERCENTILE", "CROP_SIZE", "FIGURE_DPI", "GRADIENT_PERCENTILE", "SMALL_TEXT_SIZE", "TEXT_SIZE",
+           "add_colourbar", "crop_origin", "line_label", "log_power", "log_power_limits", "new_figure",
+           "nice_log_ticks", "octave_colour", "plot_gradient_map", "plot_image", "plot_log_spectrum", "plot_tile",
+           "png_metadata", "save_figure", "strongest_line", "tile_limits"]
 
 
 def _np(t) -> np.ndarray:
@@ -159,8 +160,10 @@ def _frequency_ticks(ax, stride: int | None, h: int, w: int) -> None:
 
 def plot_log_spectrum(ax, power, title: str = "", stride: int | None = None, limits: tuple[float, float] | None = None):
     """A power spectrum (H, W; DC at index 0, 0) as :func:`log_power`, axes in cycles per pixel, the lattice
-    frequencies k/S of ``stride`` marked on the frame; ``limits``: the colour range (:func:`log_power_limits`
-    over every panel of the figure; this spectrum's own by default). Returns the image artist.
+    frequencies k/S of ``stride`` marked around it; ``limits``: the colour range (:func:`log_power_limits`
+    over every panel of the figure; this spectrum's own by default). Pixel centres are at k/W, the Nyquist
+    row and column (the period-2 lattice at +-1/2) lie whole inside the axes, and no frame is drawn over
+    them. Returns the image artist.
     """
     h, w = _np(power).shape
     vmin, vmax = limits or log_power_limits([power])
@@ -168,6 +171,7 @@ def plot_log_spectrum(ax, power, title: str = "", stride: int | None = None, lim
     cmap = matplotlib.colormaps["magma"].with_extremes(bad="0.6")
     image = ax.imshow(log_power(power), cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest",
                       extent=(-fx - 0.5 / w, fx + 0.5 / w, fy + 0.5 / h, -fy - 0.5 / h))
+    ax.set_frame_on(False)  # a frame would hide the border row and column, where the period-2 lines are
     _frequency_ticks(ax, stride, h, w)
     _finish(ax, title)
     return image
@@ -178,34 +182,61 @@ def _channel_sum(grad) -> np.ndarray:
     return g.sum(0) if g.ndim == 3 else g
 
 
-def crop_origin(grad, size: int = CROP_SIZE) -> tuple[int, int]:
-    """``(y, x)`` of the ``size`` x ``size`` window (origins on a half-window grid) holding the most energy
-    of the gradient's channel sum; the first such window when several tie.
+def _lattice_energy(window: np.ndarray, period: int) -> float:
+    """How far the lattice bins of ``window``'s power spectrum (Hann-tapered; frequencies k/``period``, DC
+    excluded) stand above their neighbours: per bin its power less the larger of the means of its two
+    neighbours along each axis (an edge's spectrum is a line through the bin, a smooth spectrum is smooth:
+    both give ~0; a checkerboard gives 3/4 of its power), the positive parts summed. The non-DC energy
+    when ``period < 2``."""
+    v = window - window.mean()
+    if period < 2:
+        return float((v ** 2).sum())
+    taper = [0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n) for n in v.shape]  # Hann: no leakage ripples
+    power = np.abs(np.fft.fft2(v * np.outer(*taper))) ** 2
+    step = v.shape[0] // period
+    ky, kx = np.meshgrid(np.arange(0, v.shape[0], step), np.arange(0, v.shape[1], step), indexing="ij")
+    ky, kx = ky.ravel()[1:], kx.ravel()[1:]  # without DC
+    n, m = v.shape
+    along_y = (power[(ky - 1) % n, kx] + power[(ky + 1) % n, kx]) / 2
+    along_x = (power[ky, (kx - 1) % m] + power[ky, (kx + 1) % m]) / 2
+    return float(np.clip(power[ky, kx] - np.maximum(along_y, along_x), 0, None).sum())
+
+
+def crop_origin(grad, period: int, size: int = CROP_SIZE) -> tuple[int, int]:
+    """``(y, x)`` of the ``size`` x ``size`` window of the gradient's channel sum (origins on a half-window
+    grid) where the lattice of ``period`` (at most ``size // 2``) stands highest above its local background
+    in the window's spectrum (see :func:`_lattice_energy`): so the crop shows where the grid is strongest,
+    not the image's strongest edge; the first such window when several tie. ``period`` 1: the most energy.
 
     Example:
-        >>> g = torch.zeros(64, 64); g[40:44, 50:54] = 1
-        >>> crop_origin(g)
-        (16, 32)
+        >>> g = torch.zeros(64, 64); g[:, 47:] = 10.0  # a strong edge
+        >>> g[36:60, 4:28] += torch.tensor([[1.0, -1.0], [-1.0, 1.0]]).repeat(12, 12)  # a faint checkerboard
+        >>> crop_origin(g, 2)
+        (32, 0)
     """
-    e = _channel_sum(grad) ** 2
-    (h, w), step = e.shape, max(size // 2, 1)
-    starts = [sorted({*range(0, n - min(size, n) + 1, step), n - min(size, n)}) for n in (h, w)]
-    _, y, x = max((e[y:y + size, x:x + size].sum(), -y, -x) for y in starts[0] for x in starts[1])
+    g = _channel_sum(grad)
+    (h, w), n = g.shape, min(size, *g.shape)
+    p, step = min(period, n // 2), max(n // 2, 1)
+    n = n // p * p if p >= 2 else n  # a whole number of periods
+    starts = [sorted({*range(0, side - n + 1, step), side - n}) for side in (h, w)]
+    _, y, x = max((_lattice_energy(g[y:y + n, x:x + n], p), -y, -x) for y in starts[0] for x in starts[1])
     return -y, -x
 
 
 def plot_gradient_map(ax, grad, title: str = "", crop: tuple[int, int, int] | None = None, zoom: bool = False):
     """A signed gradient, (3, H, W) shown as the channel sum or (H, W), divided by its ``GRADIENT_PERCENTILE``-th
-    percentile of ``|g|`` (colour range -1..1, the same for every map). ``crop`` ``(y, x, size)``: its box is
-    drawn, or with ``zoom`` only the crop is shown, pixel for pixel (one square per pixel, nearest-neighbour).
+    percentile of ``|g|`` (colour range -1..1). ``crop`` ``(y, x, size)``: its box is drawn, or with ``zoom``
+    only the crop is shown, pixel for pixel (one square per pixel, nearest-neighbour), divided by the
+    ``CROP_PERCENTILE``-th percentile of ``|g|`` in the crop (a crop has its own scale: it is chosen for its
+    pattern, and would saturate or fade on the whole map's).
 
     Returns:
-        The image artist (for :func:`add_colourbar`); with ``zoom`` its array is the crop itself.
+        The image artist (for :func:`add_colourbar`); with ``zoom`` its array is the crop itself, scaled.
     """
     g = _channel_sum(grad)
-    scale = float(np.percentile(np.abs(g), GRADIENT_PERCENTILE)) or 1.0
     y, x, size = crop or (0, 0, max(g.shape))
     shown = g[y:y + size, x:x + size] if zoom else g
+    scale = float(np.percentile(np.abs(shown), CROP_PERCENTILE if zoom else GRADIENT_PERCENTILE)) or 1.0
     image = ax.imshow(shown / scale, cmap="RdBu_r", vmin=-1.0, vmax=1.0, interpolation="nearest")
     if crop and not zoom:
         ax.add_patch(matplotlib.patches.Rectangle((x - 0.5, y - 0.5), size, size, fill=False, ec="k", lw=1.2))
@@ -252,19 +283,68 @@ def plot_image(ax, image, title: str = "") -> None:
     _finish(ax, title, bare=True)
 
 
+def _field(m, name: str, default=None):
+    """A field of metrics given as :class:`~gradviz.spectrum.CheckerboardMetrics` or as its ``to_dict()``."""
+    return m.get(name, default) if isinstance(m, Mapping) else getattr(m, name, default)
+
+
+def strongest_line(m) -> tuple[int, float, float, bool] | None:
+    """``(period, excess, Holm-adjusted p, detected)`` of one tested period of a layer's line test: of the
+    detected periods (adjusted p < alpha) the one with the largest excess; when none is detected, the one
+    with the smallest adjusted p (the layer's p-value). None when nothing was tested.
+
+    ``m``: :class:`~gradviz.spectrum.CheckerboardMetrics` or its ``to_dict()``; its periods (``period_excess``,
+    ``period_p_adjusted``), or its octaves where those are missing. The lattice excess of all periods
+    together has no test of its own and is never returned here.
+
+    Example:
+        >>> m = {"period_excess": {"2": 3.1, "4": 1.6, "8": 1.0}, "period_p_adjusted": {"2": 0.003, "4": 0.01,
+        ...      "8": 1.0}, "p_value": 0.003, "alpha": 0.05, "n_null": 999}
+        >>> strongest_line(m), strongest_line({**m, "period_p_adjusted": {"2": 0.4, "4": 0.2, "8": 1.0}})
+        ((2, 3.1, 0.003, True), (4, 1.6, 0.2, False))
+        >>> strongest_line({"octave_excess": [1.2, 2.5], "octave_p_adjusted": [0.02, 0.01], "p_value": 0.01})
+        (4, 2.5, 0.01, True)
+    """
+    p_value = _field(m, "p_value", math.nan)
+    if _field(m, "zero_gradient", False) or _field(m, "n_null", 1) == 0 or p_value is None or math.isnan(p_value):
+        return None
+    alpha, excess, adjusted = _field(m, "alpha", 0.05), _field(m, "period_excess"), _field(m, "period_p_adjusted")
+    if not adjusted:  # the octaves (older results keep only these): period 2**(j+1)
+        excess = {2 ** (j + 1): e for j, e in enumerate(_field(m, "octave_excess", None) or [])}
+        adjusted = {2 ** (j + 1): q for j, q in enumerate(_field(m, "octave_p_adjusted", None) or [])}
+    lines = [(int(k), float(excess[k]), float(q)) for k, q in adjusted.items()
+             if q is not None and excess.get(k) is not None and math.isfinite(q)]
+    detected = [line for line in lines if line[2] < alpha]
+    if detected:
+        period, e, q = max(detected, key=lambda line: (line[1], -line[0]))
+    elif lines:
+        period, e, q = min(lines, key=lambda line: (line[2], -line[1], line[0]))
+    else:
+        return None
+    return period, e, q, bool(detected)
+
+
+def line_label(m) -> str:
+    """A layer's line test in a few words: ``"period 2: 3.1x (Holm p 0.003)"``, the strongest detected
+    period (:func:`strongest_line`) with its own excess and adjusted p; ``"not detected (p = 0.36)"`` with
+    the layer's p-value; or ``"not tested"``. Never the all-lattice excess beside a p-value: it has no test.
+
+    Example:
+        >>> m = {"period_excess": {"2": 3.1}, "period_p_adjusted": {"2": 0.003}, "p_value": 0.003}
+        >>> line_label(m), line_label({**m, "period_p_adjusted": {"2": 0.36}, "p_value": 0.36})
+        ('period 2: 3.1x (Holm p 0.003)', 'not detected (p = 0.36)')
+    """
+    line = strongest_line(m)
+    if line is None:
+        return "not tested"
+    period, excess, q, detected = line
+    return f"period {period}: {excess:.3g}x (Holm p {q:.2g})" if detected else \
+        f"not detected (p = {_field(m, 'p_value'):.2g})"
+
+
 def octave_colour(j: int) -> str:
     """The colour of octave ``j`` (0-based: period ``2**(j+1)`` px) in every per-octave panel."""
     return f"C{j % 10}"
-
-
-def _octave_offsets(n: int) -> list[float]:
-    return [(j - (n - 1) / 2) * OCTAVE_SPREAD / max(n, 1) for j in range(n)]
-
-
-def _at(values, j: int) -> float:
-    """``values[j]``, NaN when missing or not finite."""
-    v = values[j] if j < len(values) and values[j] is not None else math.nan
-    return v if math.isfinite(v) else math.nan
 
 
 def nice_log_ticks(lo: float, hi: float) -> list[float]:
@@ -287,110 +367,3 @@ def nice_log_ticks(lo: float, hi: float) -> list[float]:
     return ticks
 
 
-def _log_ticks(ax, values) -> None:
-    """Log y axis over ``values`` and 1, with :func:`nice_log_ticks`."""
-    v = np.array([x for x in values if math.isfinite(x) and x > 0] + [1.0])
-    lo, hi = v.min() / 1.08, v.max() * 1.08
-    ax.set_yscale("log")
-    ax.set_ylim(lo, hi)
-    ax.yaxis.set_major_locator(matplotlib.ticker.FixedLocator(nice_log_ticks(lo, hi)))
-    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda y, _: f"{y:g}"))
-    ax.yaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-
-
-def _layer_axis(ax, labels: list[str], ylabel: str, title: str, handles: list) -> None:
-    """x: one layer per label; the y label, a title on the left, a legend of ``handles`` outside on the right."""
-    ax.set_xticks(np.arange(len(labels)), labels, fontsize=SMALL_TEXT_SIZE)
-    ax.set_xlim(-0.6, len(labels) - 0.4)
-    ax.set_ylabel(ylabel, fontsize=TEXT_SIZE)
-    ax.tick_params(axis="y", labelsize=SMALL_TEXT_SIZE)
-    ax.legend(handles=handles, fontsize=SMALL_TEXT_SIZE, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    ax.set_title(title, fontsize=TEXT_SIZE + 1, loc="left")
-
-
-def _short_verdict(m) -> tuple[str, str]:
-    """``(text, colour)`` of a layer's verdict for a tick label."""
-    if m.zero_gradient or m.n_null == 0 or not math.isfinite(m.p_value):
-        return "not tested", "0.4"
-    return (f"GRID (p {m.p_value:.2g})", "firebrick") if m.grid_detected else (f"no grid (p {m.p_value:.2g})", "k")
-
-
-def plot_octave_excess(ax, labels: list[str], metrics: list) -> None:
-    """Line excess per layer (x) and octave (a colour per period 2, 4, 8, ... px), log y: the excess (filled where
-    the octave's Holm-adjusted p < alpha), the 5-95% band of chance (translated copies of the bins) as a pale bar,
-    the detection threshold as a dash (none where it is inf), a layer's verdict in its tick label. A layer whose
-    S is not a power of two has no octaves: its lattice excess is a black diamond. The series' line (label
-    ``period 2 px``, ...) holds the excess values."""
-    x = np.arange(len(labels), dtype=float)
-    n_oct = max((len(m.octave_excess) for m in metrics), default=0)
-    shown = []
-    for j, dx in enumerate(_octave_offsets(n_oct)):
-        c, xs = octave_colour(j), x + dx
-        ys = np.array([_at(m.octave_excess, j) for m in metrics])
-        band = [m.octave_null_band[j] if j < len(m.octave_null_band) else (math.nan, math.nan) for m in metrics]
-        lo, hi = np.array([_at(b, 0) for b in band]), np.array([_at(b, 1) for b in band])
-        thr = np.array([_at(m.octave_threshold, j) for m in metrics])
-        det = np.array([_at(m.octave_p_adjusted, j) < m.alpha for m in metrics])
-        ok = np.isfinite(lo) & np.isfinite(hi)
-        ax.vlines(xs[ok], lo[ok], hi[ok], color=c, alpha=0.28, lw=7)
-        ax.plot(xs, thr, ls="none", marker="_", ms=11, mew=2, color=c)
-        ax.plot(xs, ys, "-", color=c, lw=1, alpha=0.6, label=f"period {2 ** (j + 1)} px")
-        ax.plot(xs[det], ys[det], "o", ls="none", ms=7, color=c)
-        hollow = ~det & np.isfinite(ys)
-        ax.plot(xs[hollow], ys[hollow], "o", ls="none", ms=7, mfc="white", mec=c, mew=1.5)
-        shown += [*ys, *lo, *hi, *thr]
-    other = [(xi, m) for xi, m in zip(x, metrics) if not m.octave_excess and math.isfinite(m.lattice_excess)]
-    for xi, m in other:
-        ax.plot([xi], [m.lattice_excess], "D", ms=7, color="k", mfc="k" if m.grid_detected else "white")
-        shown.append(m.lattice_excess)
-    ax.axhline(1.0, color="k", ls="--", lw=0.8)
-    _log_ticks(ax, shown)
-    verdicts = [_short_verdict(m) for m in metrics]
-    grey, alpha = "0.35", metrics[0].alpha if metrics else 0.05
-    handles = [Line2D([], [], color=octave_colour(j), marker="o", lw=1, label=f"period {2 ** (j + 1)} px")
-               for j in range(n_oct)]
-    handles += [Line2D([], [], color=grey, marker="o", ls="none", ms=7, label=f"detected (Holm p < {alpha:g})"),
-                Line2D([], [], color=grey, marker="o", ls="none", ms=7, mfc="white", mew=1.5, label="not detected"),
-                Line2D([], [], color=grey, alpha=0.28, lw=7, label="chance (5-95%)"),
-                Line2D([], [], color=grey, marker="_", ls="none", ms=11, mew=2, label="detection threshold")]
-    handles += [Line2D([], [], color="k", marker="D", ls="none", label="all lattice periods")] if other else []
-    _layer_axis(ax, [f"{label}\n{text}" for label, (text, _) in zip(labels, verdicts)], "line excess (1 = no grid)",
-                "Is there a grid? Line excess per octave: power on the lattice over its local background", handles)
-    for tick, (_, colour) in zip(ax.get_xticklabels(), verdicts):
-        tick.set_color(colour)
-
-
-def plot_octave_shares(ax, labels: list[str], metrics: list) -> None:
-    """Share of the gradient's non-DC energy at each octave's lattice bins (dots) beside the share a white
-    spectrum would put there (black dashes), per layer; log y. A description: real spectra are sloped."""
-    x = np.arange(len(labels), dtype=float)
-    n_oct = max((len(m.octave_fractions) for m in metrics), default=0)
-    for j, dx in enumerate(_octave_offsets(n_oct)):
-        ys = [_at(m.octave_fractions, j) for m in metrics]
-        ax.plot(x + dx, [y if y > 0 else math.nan for y in ys], "o-", color=octave_colour(j), ms=6, lw=1,
-                label=f"period {2 ** (j + 1)} px")
-        ax.plot(x + dx, [_at(m.octave_null_fractions, j) for m in metrics], ls="none", marker="_", ms=11, mew=2,
-                color="k")
-    ax.set_yscale("log")
-    _layer_axis(ax, labels, "share of energy", "How much of the gradient is on the lattice? Energy share per octave "
-                "(a description, not a test)",
-                [Line2D([], [], color="k", marker="_", ls="none", ms=11, mew=2, label="white spectrum's share")])
-
-
-def headline_figure(labels: list[str], metrics: list, title: str) -> Figure:
-    """The headline: :func:`plot_octave_excess` above :func:`plot_octave_shares`, one column per layer.
-
-    Args:
-        labels: one x label per layer (name and S), shallowest first.
-        metrics: the layers' :class:`~gradviz.spectrum.CheckerboardMetrics`, in the same order.
-        title: the figure's title (model, weights, images).
-
-    Returns:
-        The figure; its first axes is the excess panel, its second the shares panel.
-    """
-    fig, (top, bottom) = new_figure(2, 1, figsize=(max(7.0, 1.3 * len(labels) + 3.0), 7.6), layout="constrained",
-                                    height_ratios=(3, 2))
-    plot_octave_excess(top, labels, metrics)
-    plot_octave_shares(bottom, labels, metrics)
-    fig.suptitle(title, fontsize=TEXT_SIZE + 2, wrap=True)
-    return fig

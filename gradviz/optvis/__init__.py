@@ -10,7 +10,7 @@ One module per stage, then the loop that runs them and what lies beside it:
 - :mod:`~gradviz.optvis.dream`: the octave loop, its settings and its per-step history;
 - :mod:`~gradviz.optvis.reference`: the exact shift average that jitter approximates;
 - :mod:`~gradviz.optvis.jitter_law`: what averaging over jittered steps keeps of a grid (numpy only);
-- :mod:`~gradviz.optvis.render`: writing the images (Pillow; no matplotlib).
+- :mod:`~gradviz.optvis.render`: writing the images (Pillow) and the jitter figure (matplotlib, without pyplot).
 
 The model, taps, objectives and gradients come from :mod:`gradviz.core`.
 """

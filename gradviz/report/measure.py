@@ -169,6 +169,7 @@ def measure_layers(
             incoherent_power=accs[s.name].incoherent_power().cpu(),
             coherent_power=accs[s.name].coherent_power().cpu(),
             example_gradient=examples[s.name],
+            periodic_power=accs[s.name].periodic_power().cpu(),
         )
         for s in specs
     ]

@@ -50,6 +50,8 @@ class LayerResult:
         incoherent_power: the mean of the images' power spectra, (H', W').
         coherent_power: the power spectrum of the mean gradient, (H', W').
         example_gradient: the first image's gradient, (3, H, W).
+        periodic_power: the mean of the images' spectra of their periodic components (the boundary cross
+            removed): what the line test reads, (H', W'); None when not kept.
     """
 
     name: str
@@ -59,6 +61,7 @@ class LayerResult:
     incoherent_power: torch.Tensor
     coherent_power: torch.Tensor
     example_gradient: torch.Tensor
+    periodic_power: torch.Tensor | None = None
 
     def to_dict(self) -> dict:
         """``name``, ``stride``, ``objective`` and the metrics' fields (JSON-ready)."""

@@ -194,6 +194,12 @@ class SpectrumAccumulator:
         self._require()
         return self.power_sum / self.n_images
 
+    def periodic_power(self) -> torch.Tensor:
+        """Mean over images of the power spectrum of the periodic components (boundary cross removed): the
+        spectrum the line test reads, ``(H', W')``."""
+        self._require()
+        return self.periodic_power_sum / self.n_images
+
     def coherent_power(self) -> torch.Tensor:
         """Power spectrum of the mean gradient (the spectrum of the mean), ``(H', W')``, summed over channels."""
         self._require()

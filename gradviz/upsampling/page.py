@@ -13,8 +13,10 @@ from collections.abc import Mapping, Sequence
 from gradviz.io.pages import Figure, View, side_by_side_page, single_page
 from gradviz.spectrum.readings import definitions
 from gradviz.upsampling.generators import GeneratorResult
+from gradviz.upsampling.upsamplers import UPSAMPLERS
 
-__all__ = ["SAMPLES_CAPTION", "generator_study_page_html", "generators_page_html", "generators_view"]
+__all__ = ["SAMPLES_CAPTION", "generator_definitions", "generator_study_page_html", "generators_page_html",
+           "generators_view"]
 
 SAMPLES_CAPTION = "Outputs of each design at random initialisation (rows), and their mean power spectrum."
 
@@ -39,10 +41,30 @@ def generators_view(results: Sequence[GeneratorResult], figures: Sequence[str] =
                 [Figure(name, name, SAMPLES_CAPTION if name == "samples.png" else "") for name in figures], rows)
 
 
-def _outputs_definition() -> tuple[str, str]:
-    return ("generator output", "each design's images at random initialisation (no training), from seeded latent "
-            "vectors; each image scaled to unit energy, each channel's mean removed, then the 2D FFT. A generator of "
-            "B stride-2 blocks repeats its pattern every S = 2^B pixels.")
+# The meter's definitions that apply to a generator's images (the tile and energy-share ones speak of gradients).
+SHARED_TERMS = ("lattice", "excess", "lattice excess", "p-value and verdict", "null band and detection threshold")
+
+
+def generator_definitions() -> list[tuple[str, str]]:
+    """"How to read this" for the generator pages: what is measured, then the meter's shared definitions.
+
+    Example:
+        >>> [term for term, _ in generator_definitions()][:3]
+        ['in short', 'generator output', 'lattice']
+    """
+    return [
+        ("in short", "a red card says that a design's images, before any training, repeat a pattern every S pixels "
+         "(the grid the Distill article shows transposed convolutions making); a green card says no such pattern "
+         "could be told apart from chance. The number on a red card is how much stronger the grid's frequencies "
+         "are than the frequencies around them; 1x is none."),
+        ("generator output", "each design's images at random initialisation, from seeded latent vectors; each image "
+         "scaled to unit energy, each channel's mean removed, then the 2D FFT. A generator of B stride-2 blocks "
+         "repeats its pattern every S = 2^B pixels. Each block upsamples with: "
+         + "; ".join(f"{name}: {UPSAMPLERS.describe(name)}" for name in UPSAMPLERS)
+         + ". A suffix -lastN puts the transposed convolution in the last N blocks only (nearest resize-convolution "
+         "before); +finalM adds a final stride-1 M x M convolution."),
+        *[(term, text) for term, text in definitions() if term in SHARED_TERMS],
+    ]
 
 
 INTRO = ("Does a generator built this way put a grid in its images before any training? The Distill article shows "
@@ -60,7 +82,7 @@ def generators_page_html(results: Sequence[GeneratorResult], figures: Sequence[s
         (1, True, True)
     """
     return single_page(generators_view(results, figures), title="Generators at random initialisation",
-                       definitions=[_outputs_definition(), *definitions()[1:]], unit="design", intro=[INTRO])
+                       definitions=generator_definitions(), unit="design", intro=[INTRO])
 
 
 def generator_study_page_html(designs: Mapping[str, Mapping], figures: Sequence[tuple[str, str]] = (),
@@ -79,15 +101,18 @@ def generator_study_page_html(designs: Mapping[str, Mapping], figures: Sequence[
         >>> runs = {d: {"runs": [measure_generator(d, samples=2, seed=s, blocks=1, width=2)[0].to_dict() for s in (0, 1)]}
         ...         for d in ("deconv3", "nearest")}
         >>> page = generator_study_page_html(runs)
-        >>> page.count('<div class="card '), page.count('<th scope="row">'), "nearest: grid in 0 of 2 seeds" in page
-        (4, 2, True)
+        >>> page.count('<div class="card '), '<th scope="row">nearest</th>' in page, "nearest: grid in 0 of 2 seeds" in page
+        (4, True, True)
     """
     seeds = [run["seed"] for run in next(iter(designs.values()))["runs"]] if designs else []
     views = []
     for i, seed in enumerate(seeds):
         layers = [{"name": design, "stride": row["runs"][i]["metrics"]["stride"], **row["runs"][i]["metrics"]}
                   for design, row in designs.items()]
-        views.append(View(f"seed {seed}", {"layers": layers, "alpha": layers[0].get("alpha", 0.05)}))
+        first = next(iter(designs.values()))["runs"][i]
+        rows = [("seed", f"{seed} (weights; latents use {seed + 1})"),
+                ("samples", f"{first['samples']} outputs of {first['image_size']} x {first['image_size']} px per design")]
+        views.append(View(f"seed {seed}", {"layers": layers, "alpha": layers[0].get("alpha", 0.05)}, (), rows))
     spread = []
     for design, row in designs.items():
         metrics = [run["metrics"] for run in row["runs"]]
@@ -97,5 +122,5 @@ def generator_study_page_html(designs: Mapping[str, Mapping], figures: Sequence[
         excess = f"; period-2 excess {statistics.fmean(p2):.3g}{sd} (mean ± sd over seeds)" if p2 else ""
         spread.append(f"{design}: grid in {grids} of {len(metrics)} seeds{excess}")
     return side_by_side_page(views, title="Generators at random initialisation, over seeds",
-                             definitions=[_outputs_definition(), *definitions()[1:]], intro=[INTRO, *intro, *spread],
+                             definitions=generator_definitions(), intro=[INTRO, *intro], summary=spread,
                              figures=[Figure(name, name, caption) for name, caption in figures], unit="design")

@@ -19,7 +19,7 @@ import matplotlib.ticker
 import torch
 from matplotlib.figure import Figure
 
-from gradviz.io.plotting import new_figure, png_metadata
+from gradviz.io.plotting import SMALL_TEXT_SIZE, line_label, new_figure, nice_log_ticks, png_metadata
 from gradviz.upsampling.discriminators import DiscriminatorResult
 from gradviz.upsampling.gan import GanResult
 from gradviz.upsampling.generators import GeneratorResult
@@ -124,7 +124,9 @@ def samples_figure(results: Sequence[tuple[GeneratorResult, torch.Tensor]], n_sh
 
     Args:
         results: ``(result, images)`` pairs, as :func:`gradviz.upsampling.generators.measure_generators`
-            gives them; the row is labelled with ``result.design`` and its metrics.
+            gives them; the row is labelled with ``result.design``, its line test
+            (:func:`gradviz.io.plotting.line_label`: the strongest detected period with its own excess and
+            Holm-adjusted p, or "not detected" with the p-value) and its lattice energy share.
         n_show: images per row (repeated when there are fewer).
         title: the figure's title.
 
@@ -147,12 +149,14 @@ def samples_figure(results: Sequence[tuple[GeneratorResult, torch.Tensor]], n_sh
             ax.imshow(img.permute(1, 2, 0).cpu().numpy(), interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
-        m = res.metrics
-        axes[r, 0].set_ylabel(res.design, fontsize=8)
-        axes[r, 0].set_title(f"lattice excess {m.lattice_excess:.3g} (p {m.p_value:.2g}), share {m.lattice_fraction:.3f}",
-                             fontsize=7, loc="left")
+        axes[r, 0].set_ylabel(res.design, fontsize=SMALL_TEXT_SIZE)
+        axes[r, 0].set_title(" ", fontsize=SMALL_TEXT_SIZE)  # room for the row's label, written after the layout
     fig.suptitle(f"{title} (each image min-max stretched)", fontsize=10)
     fig.tight_layout()
+    for r, (res, _) in enumerate(results):  # the label spans the row: the layout must not squeeze an image for it
+        axes[r, 0].text(0, 1.04, f"lines: {line_label(res.metrics)}; lattice energy share "
+                        f"{res.metrics.lattice_fraction:.3f} (a description)", transform=axes[r, 0].transAxes,
+                        fontsize=SMALL_TEXT_SIZE, va="bottom")
     return fig
 
 
@@ -226,6 +230,19 @@ def training_figure(results: Mapping[str, Sequence[GanResult]]) -> Figure:
     return fig
 
 
+def _plain_log_axis(ax, which: str, values) -> None:
+    """Make ``ax``'s ``which`` axis ("x" or "y") log over ``values`` and 1 (a 20% margin: dots stay whole),
+    with plain-number ticks (:func:`gradviz.io.plotting.nice_log_ticks`: 0.2, 0.5, 1, 2, 5, ...), no minor labels."""
+    v = [x for x in values if x is not None and math.isfinite(x) and x > 0] + [1.0]
+    lo, hi = min(v) / 1.2, max(v) * 1.2
+    getattr(ax, f"set_{which}scale")("log")
+    getattr(ax, f"set_{which}lim")(lo, hi)
+    axis = getattr(ax, f"{which}axis")
+    axis.set_major_locator(matplotlib.ticker.FixedLocator(nice_log_ticks(lo, hi)))
+    axis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:g}"))
+    axis.set_minor_locator(matplotlib.ticker.NullLocator())
+
+
 def _period2_significant(run: Mapping) -> bool:
     m = run.get("metrics", run)
     return m["octave_p_adjusted"][0] < m.get("alpha", ALPHA)
@@ -255,9 +272,7 @@ def excess_figure(rows: Mapping[str, Mapping], title: str) -> Figure:
                 ax.plot(v, i, "o", ms=4, color="C0", mfc="C0" if filled else "white", alpha=0.8)
             ax.plot(rows[name][key]["mean"], i, "|", ms=12, color="k")
         ax.axvline(1.0, color="grey", ls=":")
-        ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        _plain_log_axis(ax, "x", [v for name in names for v in rows[name][key]["values"]])
         ax.set_xlabel(label + "; 1 = no grid, bar = mean", fontsize=8)
         ax.set_yticks(range(len(names)), names, fontsize=8)
         ax.invert_yaxis()
@@ -289,16 +304,16 @@ def gan_final_figure(summ: Mapping[str, Sequence[Mapping]], real: Mapping, steps
                 filled = p_key is not None and r[p_key] < ALPHA
                 ax.plot([x], [v], "o", ms=6, color=f"C{c}", mfc=f"C{c}" if filled else "white", zorder=3)
             ax.plot([c - 0.25, c + 0.25], [math.exp(statistics.fmean(map(math.log, vals)))] * 2, color="k")
+        band = []
         if key.startswith("g_"):
             m, s = real["period2_excess"]["mean"], real["period2_excess"]["sd"]
-            ax.axhspan(m - s, m + s, color="green", alpha=0.15, label="real patches, mean ± sd")
+            band = [m - s, m + s]
+            ax.axhspan(*band, color="green", alpha=0.15, label="real patches, mean ± sd")
             ax.legend(fontsize=7, loc="lower right")
         ax.axhline(1.0, color="grey", ls=":")
         ax.set_xticks(range(len(summ)), [f"D {f}" for f in summ])
         ax.set_xlim(-0.6, len(summ) - 0.4)
-        ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
-        ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        _plain_log_axis(ax, "y", [r[key] for runs in summ.values() for r in runs] + band)
         ax.set_title(title, fontsize=9)
     fig.suptitle("GAN with a nearest resize-conv generator: one dot per seed (filled: the period-2 line's Holm-adjusted "
                  f"p < {ALPHA:g}), bar = geometric mean, dotted = no grid", fontsize=9)
