@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from gradviz.cli import argtypes, common
+from gradviz.core import distributed
 from gradviz.core.gradients import GRADIENT_SOURCES
 from gradviz.core.layermap import probe_map
 from gradviz.core.objectives import OBJECTIVES
@@ -46,8 +47,18 @@ def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    group = distributed.from_environment()  # under torchrun: join the group; every rank measures its share
+    try:
+        return _run(args, group)
+    finally:
+        distributed.leave(group)
+
+
+def _run(args: argparse.Namespace, group: distributed.Group | None) -> int:
     inputs = [args.images, args.weights]
     check_out_dir(args.out, inputs)
+    if group is not None:
+        args.device = group.device(args.device)
     if args.images is not None and args.noise_images:
         raise GradvizError("--noise-images adds noise images to the built-in set only; valid: without --images")
     model = common.load_model_from(args)
@@ -71,7 +82,10 @@ def run(args: argparse.Namespace) -> int:
         alpha=args.alpha,
         probe=probe,
         progress=common.progress(args),
+        group=group,
     )
+    if group is not None and not group.is_main:
+        return 0  # rank 0 writes and prints
     out = write_report(report, args.out, inputs=inputs)
     if args.quiet:
         return 0

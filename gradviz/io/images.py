@@ -96,6 +96,24 @@ class ImageSet:
             return torch.cat(list(self.batches(64)))
         return self._images
 
+    def shard(self, start: int, stop: int) -> "ImageSet":
+        """The images ``[start, stop)`` as a set of their own (a process's share of a distributed run); files
+        are still read only when their batch comes.
+
+        Raises:
+            ValueError: for a streamed set (a DataLoader cannot be split without reading it).
+
+        Example:
+            >>> ImageSet(torch.zeros(5, 3, 8, 8), list("abcde"), "zeros").shard(3, 5).names
+            ['d', 'e']
+        """
+        if self.loader is not None:
+            raise ValueError("a streamed set (a DataLoader) cannot be split between processes")
+        names = self.names[start:stop]
+        if self._images is not None:
+            return ImageSet(self._images[start:stop], names, self.source, self.extra)
+        return ImageSet(None, names, self.source, self.extra, files=self.files[start:stop], size=self.size)
+
     def batches(self, batch_size: int) -> Iterator[torch.Tensor]:
         """Yield (B, 3, S, S) batches in order; files are decoded and resized batch by batch, a
         DataLoader's batches come as it makes them (its own batch size)."""

@@ -18,6 +18,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from gradviz.core.budget import check_image_size, check_memory, report_bytes
+from gradviz.core.distributed import Group, gather_accumulators, gather_first, shard_bounds
 from gradviz.core.gradients import GRADIENT_SOURCES, attribution, input_gradients
 from gradviz.core.layermap import LayerMap, layer_map_at, probe_map
 from gradviz.core.models import as_pixel_model, check_finite_parameters, eval_mode, model_device
@@ -108,6 +109,7 @@ def measure_layers(
     seed: int = 0,
     progress: bool | None = None,
     alpha: float = 0.05,
+    group: Group | None = None,
 ) -> list[LayerResult]:
     """Gradients of every layer's objective for every image, accumulated into spectra and metrics.
 
@@ -122,10 +124,10 @@ def measure_layers(
         images: ``(N, 3, H, W)`` in [0, 1], or an :class:`ImageSet` (any form
             :func:`~gradviz.io.image_inputs.as_image_set` takes).
         specs: the layers, periods and objectives (:func:`plan_layers`).
-        source, batch_size, seed, progress, alpha: as in :func:`build_report`.
+        source, batch_size, seed, progress, alpha, group: as in :func:`build_report`.
 
     Returns:
-        One :class:`LayerResult` per spec, in order.
+        One :class:`LayerResult` per spec, in order (on every rank of a distributed run, all ranks' images).
 
     Example:
         >>> from gradviz.core.layermap import layer_map
@@ -142,6 +144,11 @@ def measure_layers(
     examples: dict[str, torch.Tensor] = {}
     image_set = as_image_set(images)
     start = 0
+    if group is not None:  # this rank's contiguous share; image names keep their global index
+        start, stop = shard_bounds(len(image_set), group.rank, group.world_size)
+        image_set = image_set.shard(start, stop)
+        progress = progress if group.is_main else False
+    offset = start
     bar = tqdm(total=image_set.count, desc="gradients", unit="img", disable=None if progress is None else not progress)
     with bar, closing(image_set.batches(batch_size)) as batches:  # closed here on an error, not at exit
         for batch in batches:
@@ -154,12 +161,15 @@ def measure_layers(
                 try:
                     accs[name].add(g)
                 except NonFiniteGradient as exc:
-                    first = image_set.name(start + exc.bad[0])
+                    first = image_set.name(start - offset + exc.bad[0])
                     raise GradvizError(f"the gradient at layer {name} is NaN or infinite for image {first} "
                                        f"({len(exc.bad)} of this batch): the model's output is not finite there") from None
                 examples.setdefault(name, g[0].detach().cpu())
             start += batch.shape[0]
             bar.update(batch.shape[0])
+    if group is not None:
+        accs = gather_accumulators(group, accs)
+        examples = {s.name: gather_first(group, examples.get(s.name)) for s in specs}
     return [
         LayerResult(
             name=s.name,
@@ -206,6 +216,7 @@ def build_report(
     progress: bool | None = None,
     alpha: float = 0.05,
     probe: LayerMap | None = None,
+    group: Group | None = None,
 ) -> Report:
     """Measure ``model`` on ``images`` and return a :class:`Report` (nothing is written).
 
@@ -234,6 +245,8 @@ def build_report(
         alpha: level of the grid verdicts.
         probe: the model's layer map at :data:`~gradviz.core.layermap.PROBE_SIZE`, when the caller
             has it (the memory check makes it otherwise).
+        group: this process's place in a distributed run (:func:`gradviz.core.distributed.from_environment`):
+            each rank measures its share of the images and every rank returns the whole report.
 
     Returns:
         A :class:`Report` with one :class:`LayerResult` per measured layer.
@@ -269,7 +282,15 @@ def build_report(
             if not include_logits and layers is None:
                 notes.append("the classifier is untrained (features-only weights): logits left out (--logits adds them)")
         specs = plan_layers(model, layers, lmap, objective, channel_index, include_logits)
-        results = measure_layers(model, image_set, specs, source, batch_size, seed, progress, alpha)
+        if group is not None and image_set.loader is not None:
+            raise GradvizError("a DataLoader cannot be split between processes; valid under torchrun: a tensor, "
+                               "an ImageSet, image files or a folder")
+        results = measure_layers(model, image_set, specs, source, batch_size, seed, progress, alpha, group)
+    distributed = None
+    if group is not None:
+        bounds = [shard_bounds(len(image_set), r, group.world_size) for r in range(group.world_size)]
+        counts = [stop - start for start, stop in bounds]
+        distributed = {"world_size": group.world_size, "images_per_rank": counts}
     for r in results:
         if r.metrics.zero_gradient:
             notes.append(f"{r.name}: the gradient is zero for every image, so there is nothing to measure "
@@ -287,4 +308,5 @@ def build_report(
         notes=notes,
         alpha=alpha,
         normalize=getattr(model, "normalize", ""),
+        distributed=distributed,
     )

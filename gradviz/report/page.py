@@ -60,6 +60,9 @@ def provenance(data: Mapping) -> list[tuple[str, str]]:
     versions = d.get("versions") or {}
     if versions:
         rows.append(("versions", ", ".join(f"{k} {v}" for k, v in versions.items())))
+    spread = d.get("distributed")
+    if isinstance(spread, dict):
+        rows.append(("processes", f"{spread.get('world_size')} (images per rank: {spread.get('images_per_rank')})"))
     rows += [("note", note) for note in d.get("notes") or []]
     return [(k, str(v)) for k, v in rows if v not in (None, "")]
 
@@ -166,6 +169,8 @@ def clean_report(data, path: Path) -> dict:
     if not isinstance(versions, dict) or not isinstance(notes, list):
         raise GradvizError(f"{path}: versions must be an object and notes a list; {valid}")
     clean.update(alpha=alpha, versions={str(k): str(v) for k, v in versions.items()}, notes=[str(n) for n in notes])
+    if isinstance(data.get("distributed"), dict):
+        clean["distributed"] = {str(k): str(v) for k, v in data["distributed"].items()}
     try:
         clean["layers"] = [clean_layer(layer, f"layer {i}") for i, layer in enumerate(data["layers"])]
     except ValueError as exc:

@@ -88,6 +88,7 @@ class Report:
         seed, device, source, alpha: the settings the numbers were computed with.
         layers: one :class:`LayerResult` per measured layer, shallowest first.
         notes: what the reader should know (a layer left out, the model switched to eval mode, ...).
+        distributed: ``{"world_size": N, "images_per_rank": [...]}`` for a run over several processes, else None.
     """
 
     model: str
@@ -102,9 +103,11 @@ class Report:
     notes: list[str] = field(default_factory=list)
     alpha: float = 0.05
     normalize: str = ""
+    distributed: dict | None = None
 
     def to_dict(self) -> dict:
-        """The report as JSON-ready data (what ``report.json`` holds)."""
+        """The report as JSON-ready data (what ``report.json`` holds; ``distributed`` only for a distributed run)."""
+        extra = {} if self.distributed is None else {"distributed": self.distributed}
         return {
             "model": self.model,
             "weights": self.weights,
@@ -119,6 +122,7 @@ class Report:
             "versions": versions(),
             "notes": self.notes,
             "layers": [layer.to_dict() for layer in self.layers],
+            **extra,
         }
 
     def __repr__(self) -> str:
