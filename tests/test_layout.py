@@ -19,6 +19,7 @@ STUDIES = {"report", "optvis", "downsampling", "upsampling"}
 FOUNDATION = {"errors", "registry", "io", "core", "spectrum"}
 # Modules allowed to import matplotlib: the drawing half of each study, and the shared figure style.
 DRAWING = {"gradviz.io.plotting", "gradviz.report.render", "gradviz.report.figures", "gradviz.optvis.render",
+           "gradviz.optvis.sweep_render",
            "gradviz.downsampling.render", "gradviz.upsampling.render"}
 MAX_LINES = 400
 
