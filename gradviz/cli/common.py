@@ -1,8 +1,8 @@
 """Argument groups every sub-command shares: one flag, one meaning, one default everywhere.
 
-``--model --weights --normalize --num-classes`` (which network), ``--images`` (a folder or file, never
-a count), ``--size``, ``--device``, ``--seed``, ``--out`` and ``--quiet``. A sub-command adds the
-groups it uses with these functions, and loads its model with :func:`load_model_from`.
+``--model --weights --normalize --num-classes`` (which network), ``--images`` (a folder, a list or a file,
+never a count; ``--workers`` and ``--max-images`` where a command streams them), ``--size``, ``--device``,
+``--seed``, ``--out`` and ``--quiet``. A sub-command adds the groups it uses with these functions, and loads its model with :func:`load_model_from`.
 """
 
 from __future__ import annotations
@@ -13,11 +13,13 @@ from gradviz.cli import argtypes
 from gradviz.core.models import PixelModel, load_model
 from gradviz.core.specs import MODEL_SPECS_HELP, NORMALIZE_HELP, WEIGHT_CHOICES, parse_spec
 
-__all__ = ["add_device", "add_images", "add_model", "add_out_dir", "add_quiet", "add_seed", "add_size",
-           "load_model_from", "progress", "weights_of"]
+__all__ = ["add_device", "add_image_reading", "add_images", "add_model", "add_out_dir", "add_quiet", "add_seed",
+           "add_size", "load_model_from", "progress", "weights_of"]
 
 # The image side every command uses unless told otherwise (torchvision's ImageNet crop).
 DEFAULT_SIZE = 224
+# The most --workers: more decoding processes than this only compete for the same cores and memory.
+MAX_WORKERS = 256
 
 
 def add_model(p: argparse.ArgumentParser, weights_note: str = "") -> None:
@@ -34,9 +36,20 @@ def add_model(p: argparse.ArgumentParser, weights_note: str = "") -> None:
 
 
 def add_images(p: argparse.ArgumentParser) -> None:
-    """``--images``: a folder or an image file."""
+    """``--images``: a folder (read recursively), a ``.txt`` list of image paths, or an image file."""
     p.add_argument("--images", type=argtypes.nonempty, default=None,
-                   help="folder or image file (default: the built-in scikit-image photographs)")
+                   help="a folder (read recursively, in path order; class subfolders too), a .txt file listing image "
+                        "paths (one a line, relative to the list; # comments), or an image file (default: the built-in "
+                        "scikit-image photographs)")
+
+
+def add_image_reading(p: argparse.ArgumentParser) -> None:
+    """``--workers`` (processes decoding the files) and ``--max-images`` (a sample under ``--seed``)."""
+    p.add_argument("--workers", type=argtypes.int_range(0, MAX_WORKERS), default=0,
+                   help="processes that decode the image files, in order (default: %(default)s, in the main process)")
+    p.add_argument("--max-images", type=argtypes.int_range(1), default=None,
+                   help="measure a sample of this many images, drawn without replacement under --seed and kept in "
+                        "their order (default: all)")
 
 
 def add_size(p: argparse.ArgumentParser, note: str = "") -> None:

@@ -24,6 +24,7 @@ def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
     )
     common.add_model(p)
     common.add_images(p)
+    common.add_image_reading(p)
     common.add_size(p)
     p.add_argument("--layers", type=argtypes.name_list, default=None, help="comma-separated layer names (default: every downsampling stage + logits)")
     p.add_argument("--objective", default="deepdream", choices=REPORT_OBJECTIVES,
@@ -36,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
     logits.add_argument("--logits", dest="logits", action="store_true", default=None, help="always measure the top logit")
     logits.add_argument("--no-logits", dest="logits", action="store_false", help="never measure the logits")
     p.add_argument("--batch-size", type=argtypes.int_range(1), default=8, help="images per forward pass (default: %(default)s)")
-    common.add_seed(p, "random weights, noise images, SmoothGrad and the tests' null draws")
+    common.add_seed(p, "random weights, noise images, the --max-images sample, SmoothGrad and the tests' null draws")
     p.add_argument("--alpha", type=argtypes.float_range(0, 0.5, lo_open=True), default=0.05, help="level of the grid verdicts, in (0, 0.5] (default: %(default)s)")
     p.add_argument("--noise-images", type=argtypes.int_range(0, 10_000), default=0,
                    help="with the built-in images, add this many seeded uniform-noise images (default: %(default)s)")
@@ -68,7 +69,8 @@ def _run(args: argparse.Namespace, group: distributed.Group | None) -> int:
         held = len(SKIMAGE_PHOTOS) + len(SKIMAGE_GREY) + args.noise_images
         check_report_fits(model, args.size, min(args.batch_size, held), n_layers, held, probe=probe)
     images = load_images(args.images, size=args.size, seed=args.seed, noise=args.noise_images,
-                         min_size=probe.total_stride)  # files: headers only, pixels later
+                         min_size=probe.total_stride, max_images=args.max_images,
+                         workers=args.workers)  # files: headers only, pixels later
     report = build_report(
         model,
         images,

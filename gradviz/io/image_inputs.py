@@ -1,7 +1,8 @@
 """Images as the Python API takes them, turned into one :class:`~gradviz.io.images.ImageSet`.
 
 Accepted: a ``(B, 3, H, W)`` float tensor in [0, 1], an :class:`~gradviz.io.images.ImageSet`, a
-list of image paths, a folder (or one image file) as ``str`` or ``Path``, or a
+list of image paths, a folder (read recursively), a ``.txt`` list of paths or one image file as ``str``
+or ``Path``, or a
 ``torch.utils.data.DataLoader`` yielding such tensors or ``(tensor, label)`` pairs. Files are read
 faithfully and resized to ``size`` (:mod:`gradviz.io.images`); a DataLoader is streamed batch by
 batch, each batch checked as it comes. Images are square, all of one size. Anything else gets one
@@ -19,6 +20,7 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader
 
 from gradviz.errors import GradvizError
+from gradviz.io.image_paths import sample
 from gradviz.io.images import ImageSet, image_header, load_images
 
 __all__ = ["DEFAULT_IMAGE_SIZE", "VALID_IMAGES", "as_image_set", "check_batch"]
@@ -123,8 +125,12 @@ def _loader_count(loader: DataLoader) -> int | None:
     return n - n % loader.batch_size if loader.drop_last else n
 
 
-def _files(paths: list, size: int, min_size: int) -> ImageSet:
+def _files(paths: list, size: int, min_size: int, max_images: int | None, seed: int, workers: int) -> ImageSet:
+    if workers < 0:
+        raise GradvizError(f"workers={workers}; valid: 0 (decode in this process) or more worker processes")
     files = [Path(p).expanduser() for p in paths]
+    picked = sample(len(files), max_images, seed)
+    files = files if picked is None else [files[i] for i in picked]
     for f in files:
         if not f.is_file():
             raise GradvizError(f"image not found: {f}; valid: a list of image files")
@@ -133,7 +139,9 @@ def _files(paths: list, size: int, min_size: int) -> ImageSet:
             raise GradvizError(f"image {f} is {h}x{w}, smaller than the network's stride {min_size}")
     parents = {f.parent for f in files}
     source = f"{len(files)} files" + (f" in {parents.pop()}" if len(parents) == 1 else "")
-    return ImageSet(files=files, size=size, source=source)
+    if picked is not None:
+        source += f" (a sample of {len(files)} of {len(paths)}, seed {seed})"
+    return ImageSet(files=files, size=size, source=source, workers=workers)
 
 
 def _described(images) -> str:
@@ -146,7 +154,8 @@ def _described(images) -> str:
     return f"a {type(images).__module__}.{type(images).__qualname__}"
 
 
-def as_image_set(images, size: int | None = None, min_size: int = 1) -> ImageSet:
+def as_image_set(images, size: int | None = None, min_size: int = 1, *, max_images: int | None = None,
+                 seed: int = 0, workers: int = 0) -> ImageSet:
     """Any accepted form of images (see the module docstring) as one checked :class:`ImageSet`.
 
     Args:
@@ -154,6 +163,8 @@ def as_image_set(images, size: int | None = None, min_size: int = 1) -> ImageSet
         size: the side files are resized and centre-cropped to (None: 224); tensors, ImageSets and
             DataLoaders keep their own size (``size``, when given, must match it).
         min_size: the smallest side a file may have (the network's total stride).
+        max_images, seed: for files, a sample of ``max_images`` drawn under ``seed``, kept in order (None: all).
+        workers: for files, processes that decode them (0: this one).
 
     Returns:
         An :class:`ImageSet`: tensors are held as given, files and DataLoaders read batch by batch.
@@ -171,9 +182,13 @@ def as_image_set(images, size: int | None = None, min_size: int = 1) -> ImageSet
         gradviz.errors.GradvizError: images given as a numpy array of shape (2, 8, 8, 3) (float64); convert it: torch.from_numpy, channels first; valid: a (B, 3, H, W) float tensor in [0, 1], an ImageSet, a list of image paths, a folder, or a DataLoader of such tensors or (tensor, label) pairs
     """
     if isinstance(images, (str, os.PathLike)):
-        return load_images(images, size=size or DEFAULT_IMAGE_SIZE, min_size=min_size)
+        return load_images(images, size=size or DEFAULT_IMAGE_SIZE, seed=seed, min_size=min_size,
+                           max_images=max_images, workers=workers)
     if isinstance(images, (list, tuple)) and images and all(isinstance(p, (str, os.PathLike)) for p in images):
-        return _files(list(images), size or DEFAULT_IMAGE_SIZE, min_size)
+        return _files(list(images), size or DEFAULT_IMAGE_SIZE, min_size, max_images, seed, workers)
+    if max_images is not None or workers:
+        raise GradvizError(f"max_images= and workers= apply to image files, not to {_described(images)}; valid: "
+                           "a folder, a list file or a list of image paths (select from a tensor by indexing)")
     if isinstance(images, torch.Tensor):
         check_batch(images)
         out = ImageSet(images, [""] * images.shape[0], "a tensor")

@@ -3,15 +3,15 @@ plus seeded noise), resized and centre-cropped to a square, as RGB in [0, 1].
 
 Reading is faithful to the file: 8-, 16- and 32-bit integer images are divided by their type's
 maximum (a 16-bit PNG or TIFF keeps its 16 bits), float images must already lie in [0, 1], EXIF
-(or TIFF) orientation is applied, palette/CMYK/grey images become RGB and alpha is dropped. A
-folder walk skips hidden files and the metadata files other systems leave behind. Of an animated
-image or a multi-page TIFF, the first frame or page is read. Folders are
-read batch by batch (:meth:`ImageSet.batches`, a ``DataLoader`` over the files), so memory does
-not grow with the number of images.
+(or TIFF) orientation is applied, palette/CMYK/grey images become RGB and alpha is dropped. Of an
+animated image or a multi-page TIFF, the first frame or page is read. Which files a folder (read
+recursively), a ``.txt`` list or a sample names: :mod:`gradviz.io.image_paths`. Files are read batch
+by batch (:meth:`ImageSet.batches`), so memory does not grow with the number of images.
 """
 
 from __future__ import annotations
 
+import signal
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -23,10 +23,8 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from gradviz.errors import GradvizError
+from gradviz.io.image_paths import IMAGE_SUFFIXES, resolve, sample
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
-# Files other systems leave in image folders (besides hidden files, which are all skipped).
-METADATA_FILES = {"thumbs.db", "desktop.ini", "icon\r"}
 # The largest image read, in pixels: Pillow's decompression-bomb limit (about 89 Mpx, 1 GB as float RGB).
 MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
 
@@ -51,6 +49,7 @@ class ImageSet:
         loader: an iterable that yields (B, 3, S, S) batches in [0, 1] each time it is iterated
             (:func:`gradviz.io.image_inputs.as_image_set` wraps a DataLoader in one that checks them).
         count: the number of streamed images when known (None: counted while streaming).
+        workers: processes that decode file-backed images (0: this one); see :meth:`batches`.
 
     Shape:
         ``images``: ``(N, 3, S, S)``; each batch ``(B, 3, S, S)``.
@@ -63,7 +62,7 @@ class ImageSet:
 
     def __init__(self, images: torch.Tensor | None = None, names: list[str] | None = None, source: str = "",
                  extra: dict | None = None, *, files: list[Path] | None = None, size: int | None = None,
-                 loader: Iterable | None = None, count: int | None = None):
+                 loader: Iterable | None = None, count: int | None = None, workers: int = 0):
         if sum(x is not None for x in (images, files, loader)) != 1:
             raise ValueError("give one of images, files or loader")
         self._images = images
@@ -74,6 +73,7 @@ class ImageSet:
         self.count = count if loader is not None else len(self.files) if files is not None else images.shape[0]
         self.source = source
         self.extra = extra or {}
+        self.workers = workers
 
     def __len__(self) -> int:
         if self.count is None:
@@ -112,11 +112,14 @@ class ImageSet:
         names = self.names[start:stop]
         if self._images is not None:
             return ImageSet(self._images[start:stop], names, self.source, self.extra)
-        return ImageSet(None, names, self.source, self.extra, files=self.files[start:stop], size=self.size)
+        return ImageSet(None, names, self.source, self.extra, files=self.files[start:stop], size=self.size,
+                        workers=self.workers)
 
     def batches(self, batch_size: int) -> Iterator[torch.Tensor]:
-        """Yield (B, 3, S, S) batches in order; files are decoded and resized batch by batch, a
-        DataLoader's batches come as it makes them (its own batch size)."""
+        """Yield (B, 3, S, S) batches in order; files are decoded and resized batch by batch (by ``workers``
+        processes when there are any: shut down after the last batch, on an error, or when the generator is
+        closed; a file that cannot be decoded stops it with one line), a DataLoader's batches come as it makes
+        them (its own batch size)."""
         if self.loader is not None:
             yield from self.loader
             return
@@ -124,20 +127,47 @@ class ImageSet:
             for start in range(0, len(self), batch_size):
                 yield self._images[start : start + batch_size]
             return
-        # Decoded in this process: worker processes (num_workers > 0) are left for later, since a
-        # signal sent to the whole process group must then stop them cleanly too.
-        yield from torch.utils.data.DataLoader(_Files(self.files, self.size), batch_size=batch_size, shuffle=False)
+        loader = torch.utils.data.DataLoader(
+            _Files(self.files, self.size), batch_size=batch_size, shuffle=False, num_workers=self.workers,
+            collate_fn=_collate, worker_init_fn=_worker_init if self.workers else None, persistent_workers=False)
+        batches = iter(loader)
+        try:
+            for batch, errors in batches:
+                if any(errors):
+                    raise GradvizError(next(e for e in errors if e))
+                yield batch
+        finally:  # the workers go now, not whenever the iterator is collected
+            shutdown = getattr(batches, "_shutdown_workers", None)  # only a multi-process iterator has one
+            if shutdown is not None:
+                shutdown()
 
 
 class _Files(torch.utils.data.Dataset):
+    """(file ``i`` resized, ""), or (a blank, the one-line error): a worker's exception comes back as a traceback."""
+
     def __init__(self, files: list[Path], size: int):
         self.files, self.size = files, size
 
     def __len__(self) -> int:
         return len(self.files)
 
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return resize_square(read_image(self.files[i]), self.size)
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, str]:
+        try:
+            return resize_square(read_image(self.files[i]), self.size), ""
+        except GradvizError as exc:
+            return torch.zeros(3, self.size, self.size), str(exc)
+
+
+def _collate(items: list[tuple[torch.Tensor, str]]) -> tuple[torch.Tensor, list[str]]:
+    return torch.stack([image for image, _ in items]), [error for _, error in items]
+
+
+def _worker_init(worker_id: int) -> None:
+    """Workers ignore the signals sent to the whole group (Ctrl-C, SIGTERM): the main process handles them and
+    closes the loader, which stops the workers (and they exit by themselves if it dies)."""
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
 
 
 def to_tensor(array: np.ndarray) -> torch.Tensor:
@@ -284,19 +314,6 @@ def read_image(path: str | Path) -> torch.Tensor:
                            f"{', '.join(sorted(IMAGE_SUFFIXES))} files that open in an image viewer") from None
 
 
-def _is_skipped(path: Path) -> bool:
-    return path.name.startswith(".") or path.name.lower() in METADATA_FILES
-
-
-def image_files(folder: Path) -> list[Path]:
-    """The image files of ``folder`` (not its subfolders), sorted; hidden and metadata files skipped."""
-    try:
-        entries = sorted(folder.iterdir())
-    except OSError as exc:
-        raise GradvizError(f"cannot read image folder {folder}: {exc.strerror}") from None
-    return [p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES and not _is_skipped(p) and p.is_file()]
-
-
 def image_header(path: Path) -> tuple[int, int]:
     """(height, width) from the file's header, without decoding its pixels; a one-line error if unreadable."""
     try:
@@ -323,34 +340,42 @@ def image_header(path: Path) -> tuple[int, int]:
 
 
 def load_images(source: str | Path | None, size: int = 224, seed: int = 0, min_size: int = 1,
-                noise: int = N_NOISE_IMAGES) -> ImageSet:
-    """Images for a report: ``None`` for the built-in set (with ``noise`` noise images), else a folder or a file.
+                noise: int = N_NOISE_IMAGES, max_images: int | None = None, workers: int = 0) -> ImageSet:
+    """Images for a report: ``None`` for the built-in set (with ``noise`` noise images), else a folder
+    (read recursively), a ``.txt`` list of image paths or one image file (:func:`gradviz.io.image_paths.resolve`).
 
-    Every file's header is read first (a one-line error naming the first that cannot be read, or
-    one smaller than ``min_size``, the network's total stride); pixels are decoded batch by batch
+    Every chosen file's header is read first (a one-line error naming the first that cannot be read,
+    or one smaller than ``min_size``, the network's total stride); pixels are decoded batch by batch
     when the set is used.
+
+    Args:
+        source, noise: the folder, list or file; None for the built-in set, plus ``noise`` noise images.
+        size, min_size: the square side images are resized and centre-cropped to; the smallest side a file may have.
+        seed: seeds the noise images and the sample.
+        max_images: keep a sample of this many images, drawn without replacement under ``seed`` and kept
+            in their order (None, or more than there are: all).
+        workers: processes that decode the files (0: this one).
+
+    Returns:
+        An :class:`ImageSet`: files are held as paths, the built-in set as a tensor.
     """
     if size < min_size:
         raise GradvizError(f"image size {size} is smaller than the network's stride {min_size}")
+    if workers < 0:
+        raise GradvizError(f"workers={workers}; valid: 0 (decode in this process) or more worker processes")
     if source is None:
-        return builtin_images(size, seed, noise)
-    path = Path(source).expanduser()
-    if path.is_dir():
-        files = image_files(path)
-        if not files:
-            raise GradvizError(f"image folder {path} holds no images; valid suffixes: {', '.join(sorted(IMAGE_SUFFIXES))}")
-    elif path.is_file():
-        files = [path]
-    elif path.exists():
-        raise GradvizError(f"{path} is neither a folder nor a regular file (a pipe or a device?); valid: an image "
-                           "folder or file")
-    else:
-        raise GradvizError(f"image folder or file not found: {path}")
-    for f in files:
+        held = builtin_images(size, seed, noise)
+        picked = sample(len(held), max_images, seed)
+        if picked is None:
+            return held
+        return ImageSet(held.images[picked], [held.names[i] for i in picked],
+                        f"{held.source} (a sample of {len(picked)} of them, seed {seed})")
+    found = resolve(source, max_images, seed)
+    for f in found.files:
         h, w = image_header(f)
         if min(h, w) < min_size:
             raise GradvizError(f"image {f} is {h}x{w}, smaller than the network's stride {min_size}")
-    return ImageSet(files=files, size=size, source=str(path))
+    return ImageSet(None, found.names, found.source, files=found.files, size=size, workers=workers)
 
 
 def builtin_images(size: int = 224, seed: int = 0, noise: int = N_NOISE_IMAGES) -> ImageSet:
