@@ -64,6 +64,11 @@ def test_stages_of_every_architecture(name, monkeypatch):
     for row in lmap.stages:
         assert lmap.period(row.name) == row.stride
         assert not row.type.startswith("Adaptive") and min(row.shape) >= 1
+    # a report plans from the probe map: its strides are those of a map at the images' own size
+    at_224 = layer_map(shapes_only(name, monkeypatch), max(size, 224))
+    planned = lmap.for_images(at_224.size)
+    assert [(r.name, r.stride) for r in planned.stages] == [(r.name, r.stride) for r in at_224.stages]
+    assert {r.name: r.stride for r in lmap.rows} == {r.name: r.stride for r in at_224.rows}
 
 
 @pytest.mark.parametrize("name", NO_HIERARCHY)

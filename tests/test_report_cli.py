@@ -10,7 +10,7 @@ from PIL import Image
 import gradviz.core.layermap as layermap
 from conftest import write_noise_photos
 from gradviz.cli import main
-from gradviz.core.layermap import PROBE_SIZE
+from gradviz.core.layermap import PROBE_SIZE, STRIDE_STEP
 from gradviz.core.models import build_architecture, load_model
 from gradviz.core.taps import hook_count
 from gradviz.io.images import builtin_images
@@ -70,24 +70,20 @@ def test_report_is_deterministic_and_leaves_no_hooks():
         "headline.png": 2, "spectra.png": 2 * n + 1, "gradients.png": 2 * n + 1, "tiles.png": n + 1, "radial.png": 1}
 
 
-def test_build_report_probes_the_model_once_per_size(resnet18, monkeypatch):
+def test_build_report_probes_the_model_once(resnet18):
     sizes = []
-    real = layermap.layer_map
-
-    def counted(model, size):
-        sizes.append(size)
-        return real(model, size)
-
-    monkeypatch.setattr(layermap, "layer_map", counted)  # what probe_map and layer_map_at call
-    images = builtin_images(32, seed=0, noise=0)
-    build_report(resnet18, images, progress=False)
-    assert sizes == [PROBE_SIZE, 32]  # the memory estimate's map, then the plan's
-    sizes.clear()
-    build_report(resnet18, images, progress=False, probe=real(resnet18, PROBE_SIZE))
-    assert sizes == [32]
-    sizes.clear()
-    build_report(resnet18, builtin_images(PROBE_SIZE, seed=0, noise=0), progress=False)
-    assert sizes == [PROBE_SIZE]  # at the probe size, one map serves both
+    handle = resnet18.register_forward_pre_hook(lambda module, args: sizes.append(tuple(args[0].shape)))
+    try:
+        build_report(resnet18, builtin_images(32, seed=0, noise=5), progress=False, batch_size=8)  # 17 images
+        # the probe's two small passes (the strides), then one forward pass per batch: no pass at 32 px to plan
+        big = PROBE_SIZE + STRIDE_STEP
+        assert sizes == [(1, 3, PROBE_SIZE, PROBE_SIZE), (1, 3, big, big), (8, 3, 32, 32), (8, 3, 32, 32), (1, 3, 32, 32)]
+        probe = layermap.probe_map(resnet18, 32)
+        sizes.clear()
+        build_report(resnet18, builtin_images(32, seed=0, noise=0), progress=False, probe=probe)  # 12 images
+        assert sizes == [(8, 3, 32, 32), (4, 3, 32, 32)]  # given the probe, the batches only
+    finally:
+        handle.remove()
 
 
 def test_features_only_weights_leave_logits_out(tmp_path, photos):

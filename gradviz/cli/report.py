@@ -8,7 +8,9 @@ from gradviz.cli import argtypes, common
 from gradviz.core import distributed
 from gradviz.core.gradients import GRADIENT_SOURCES
 from gradviz.core.layermap import probe_map
+from gradviz.core.models import model_device
 from gradviz.core.objectives import OBJECTIVES
+from gradviz.core.precision import PRECISIONS, check_precision
 from gradviz.errors import GradvizError
 from gradviz.io.images import SKIMAGE_GREY, SKIMAGE_PHOTOS, load_images
 from gradviz.io.outputs import check_out_dir
@@ -37,6 +39,9 @@ def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
     logits.add_argument("--logits", dest="logits", action="store_true", default=None, help="always measure the top logit")
     logits.add_argument("--no-logits", dest="logits", action="store_false", help="never measure the logits")
     p.add_argument("--batch-size", type=argtypes.int_range(1), default=8, help="images per forward pass (default: %(default)s)")
+    p.add_argument("--precision", choices=list(PRECISIONS), default="float32",
+                   help="arithmetic of the network's passes: " + "; ".join(f"{k}: {v}" for k, v in PRECISIONS.items())
+                   + "; the meter itself is float64 (default: %(default)s)")
     common.add_seed(p, "random weights, noise images, the --max-images sample, SmoothGrad and the tests' null draws")
     p.add_argument("--alpha", type=argtypes.float_range(0, 0.5, lo_open=True), default=0.05, help="level of the grid verdicts, in (0, 0.5] (default: %(default)s)")
     p.add_argument("--noise-images", type=argtypes.int_range(0, 10_000), default=0,
@@ -63,6 +68,7 @@ def _run(args: argparse.Namespace, group: distributed.Group | None) -> int:
     if args.images is not None and args.noise_images:
         raise GradvizError("--noise-images adds noise images to the built-in set only; valid: without --images")
     model = common.load_model_from(args)
+    check_precision(args.precision, model_device(model))
     n_layers = len(args.layers) if args.layers else DEFAULT_LAYER_COUNT
     probe = probe_map(model, args.size)
     if args.images is None:  # the built-in set is held in memory: checked before it is made
@@ -85,6 +91,7 @@ def _run(args: argparse.Namespace, group: distributed.Group | None) -> int:
         probe=probe,
         progress=common.progress(args),
         group=group,
+        precision=args.precision,
     )
     if group is not None and not group.is_main:
         return 0  # rank 0 writes and prints

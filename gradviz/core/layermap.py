@@ -115,6 +115,21 @@ class LayerMap:
     def __len__(self) -> int:
         return len(self.rows)
 
+    def for_images(self, size: int) -> LayerMap:
+        """This map's layers and strides, its stages chosen for images of ``size`` px (strides below it).
+
+        A planning map: no forward pass at ``size``. A stride does not depend on the input size in a
+        network whose feature maps follow it (checked for every torchvision architecture by
+        ``tests/test_any_architecture.py``); the shapes stay those at the probe size.
+
+        Example:
+            >>> import torchvision
+            >>> probe = layer_map(torchvision.models.resnet18(), 64)
+            >>> [row.name for row in probe.for_images(32).stages]      # layer4's period, 32, is the whole image
+            ['relu', 'layer1', 'layer2', 'layer3']
+        """
+        return LayerMap(size, self.rows, self.activation_elements)
+
     @property
     def strided(self) -> list[LayerInfo]:
         """Layers with a 4D output at a cumulative stride from 2 up to below the image size;

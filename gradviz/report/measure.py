@@ -19,10 +19,11 @@ from tqdm.auto import tqdm
 
 from gradviz.core.budget import check_image_size, check_memory, report_bytes
 from gradviz.core.distributed import Group, gather_accumulators, gather_first, shard_bounds
-from gradviz.core.gradients import GRADIENT_SOURCES, attribution, input_gradients
-from gradviz.core.layermap import LayerMap, layer_map_at, probe_map
+from gradviz.core.gradients import GRADIENT_SOURCES, attribution, input_gradients, preferred_memory_format
+from gradviz.core.layermap import LayerMap, probe_map
 from gradviz.core.models import as_pixel_model, check_finite_parameters, eval_mode, model_device
 from gradviz.core.objectives import OBJECTIVES, Objective, class_logit
+from gradviz.core.precision import check_precision, compute_precision
 from gradviz.core.taps import LOGITS, resolve_layer
 from gradviz.errors import GradvizError
 from gradviz.io.image_inputs import as_image_set
@@ -110,11 +111,13 @@ def measure_layers(
     progress: bool | None = None,
     alpha: float = 0.05,
     group: Group | None = None,
+    precision: str = "float32",
 ) -> list[LayerResult]:
     """Gradients of every layer's objective for every image, accumulated into spectra and metrics.
 
-    With ``source="gradient"`` all layers share one forward pass per batch; captum sources run
-    per layer. ``images`` (a tensor or an :class:`ImageSet`, read batch by batch) stay on their
+    With ``source="gradient"`` all layers share one forward pass per batch, in the channels-last
+    layout for a convolutional model (:func:`~gradviz.core.gradients.preferred_memory_format`);
+    captum sources run per layer. ``images`` (a tensor or an :class:`ImageSet`, read batch by batch) stay on their
     device until their batch is moved to the model's. A gradient that is NaN or infinite is
     refused (the model's output is not finite); a layer whose gradient is zero for every image
     gets a note.
@@ -124,7 +127,7 @@ def measure_layers(
         images: ``(N, 3, H, W)`` in [0, 1], or an :class:`ImageSet` (any form
             :func:`~gradviz.io.image_inputs.as_image_set` takes).
         specs: the layers, periods and objectives (:func:`plan_layers`).
-        source, batch_size, seed, progress, alpha, group: as in :func:`build_report`.
+        source, batch_size, seed, progress, alpha, group, precision: as in :func:`build_report`.
 
     Returns:
         One :class:`LayerResult` per spec, in order (on every rank of a distributed run, all ranks' images).
@@ -140,9 +143,11 @@ def measure_layers(
     """
     GRADIENT_SOURCES[source]  # an unknown name raises the registry's one-line error
     device = model_device(model)
+    check_precision(precision, device)
     accs = {spec.name: SpectrumAccumulator(spec.stride) for spec in specs}
     examples: dict[str, torch.Tensor] = {}
     image_set = as_image_set(images)
+    layout = preferred_memory_format(model)
     start = 0
     if group is not None:  # this rank's contiguous share; image names keep their global index
         start, stop = shard_bounds(len(image_set), group.rank, group.world_size)
@@ -153,10 +158,11 @@ def measure_layers(
     with bar, closing(image_set.batches(batch_size)) as batches:  # closed here on an error, not at exit
         for batch in batches:
             batch = batch.to(device)
-            if source == "gradient":
-                grads = input_gradients(model, batch, {s.name: s.objective for s in specs})
-            else:
-                grads = {s.name: attribution(model, batch, s.objective, source, seed + start) for s in specs}
+            with compute_precision(precision, device):
+                if source == "gradient":
+                    grads = input_gradients(model, batch, {s.name: s.objective for s in specs}, layout)
+                else:
+                    grads = {s.name: attribution(model, batch, s.objective, source, seed + start) for s in specs}
             for name, g in grads.items():
                 try:
                     accs[name].add(g)
@@ -217,6 +223,7 @@ def build_report(
     alpha: float = 0.05,
     probe: LayerMap | None = None,
     group: Group | None = None,
+    precision: str = "float32",
 ) -> Report:
     """Measure ``model`` on ``images`` and return a :class:`Report` (nothing is written).
 
@@ -247,6 +254,8 @@ def build_report(
             has it (the memory check makes it otherwise).
         group: this process's place in a distributed run (:func:`gradviz.core.distributed.from_environment`):
             each rank measures its share of the images and every rank returns the whole report.
+        precision: the arithmetic of the network's passes, a key of
+            :data:`~gradviz.core.precision.PRECISIONS` (the meter itself is float64 either way).
 
     Returns:
         A :class:`Report` with one :class:`LayerResult` per measured layer.
@@ -264,6 +273,7 @@ def build_report(
     if batch_size < 1:
         raise GradvizError(f"batch size must be >= 1, got {batch_size}")
     model = as_pixel_model(model, normalize)
+    check_precision(precision, model_device(model))
     check_finite_parameters(model)
     layers = [layers] if isinstance(layers, (str, nn.Module)) else layers
     if layers is not None and not len(layers):
@@ -273,7 +283,7 @@ def build_report(
         probe = probe_map(model, image_set.size) if probe is None else probe
         per_pass = getattr(image_set.loader, "batch_size", None) or min(batch_size, image_set.count or batch_size)
         check_report_fits(model, image_set.size, per_pass, len(layers) if layers else DEFAULT_LAYER_COUNT, probe=probe)
-        lmap = layer_map_at(model, image_set.size, probe)
+        lmap = probe.for_images(image_set.size)  # strides from the probe: no pass at the images' size
         if image_set.size < probe.total_stride:
             raise GradvizError(f"images of {image_set.size} px are smaller than the network's stride {probe.total_stride}")
         notes = ["the model was in train mode: measured in eval mode, then put back in train mode"] if was_training else []
@@ -285,7 +295,7 @@ def build_report(
         if group is not None and image_set.loader is not None:
             raise GradvizError("a DataLoader cannot be split between processes; valid under torchrun: a tensor, "
                                "an ImageSet, image files or a folder")
-        results = measure_layers(model, image_set, specs, source, batch_size, seed, progress, alpha, group)
+        results = measure_layers(model, image_set, specs, source, batch_size, seed, progress, alpha, group, precision)
     distributed = None
     if group is not None:
         bounds = [shard_bounds(len(image_set), r, group.world_size) for r in range(group.world_size)]
@@ -309,4 +319,5 @@ def build_report(
         alpha=alpha,
         normalize=getattr(model, "normalize", ""),
         distributed=distributed,
+        precision=precision,
     )

@@ -56,7 +56,7 @@ def provenance(data: Mapping) -> list[tuple[str, str]]:
     images = f"{d['images']} ({d.get('n_images')} images at {d.get('image_size')} px)" if d.get("images") else None
     rows = [("model", d.get("model")), ("weights", d.get("weights")), ("input normalisation", d.get("normalize")),
             ("images", images), ("gradient source", d.get("source")), ("seed", d.get("seed")),
-            ("device", d.get("device")), ("alpha", d.get("alpha"))]
+            ("device", d.get("device")), ("precision", d.get("precision")), ("alpha", d.get("alpha"))]
     versions = d.get("versions") or {}
     if versions:
         rows.append(("versions", ", ".join(f"{k} {v}" for k, v in versions.items())))
@@ -158,7 +158,7 @@ def clean_report(data, path: Path) -> dict:
     if not isinstance(data, dict) or not isinstance(data.get("layers"), list):
         raise GradvizError(f"{path} is not a gradviz report (no list of layers); {valid}")
     clean = {key: data.get(key) for key in ("model", "weights", "normalize", "images", "n_images", "image_size",
-                                            "source", "seed", "device")}
+                                            "source", "seed", "device", "precision")}
     for key, value in clean.items():
         if isinstance(value, (dict, list)):
             raise GradvizError(f"{path}: {key} is {type(value).__name__}, not a text or number; {valid}")

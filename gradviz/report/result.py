@@ -89,6 +89,7 @@ class Report:
         layers: one :class:`LayerResult` per measured layer, shallowest first.
         notes: what the reader should know (a layer left out, the model switched to eval mode, ...).
         distributed: ``{"world_size": N, "images_per_rank": [...]}`` for a run over several processes, else None.
+        precision: the arithmetic of the network's passes (:data:`~gradviz.core.precision.PRECISIONS`).
     """
 
     model: str
@@ -104,6 +105,7 @@ class Report:
     alpha: float = 0.05
     normalize: str = ""
     distributed: dict | None = None
+    precision: str = "float32"
 
     def to_dict(self) -> dict:
         """The report as JSON-ready data (what ``report.json`` holds; ``distributed`` only for a distributed run)."""
@@ -119,6 +121,7 @@ class Report:
             "device": self.device,
             "source": self.source,
             "alpha": self.alpha,
+            "precision": self.precision,
             "versions": versions(),
             "notes": self.notes,
             "layers": [layer.to_dict() for layer in self.layers],

@@ -46,7 +46,7 @@ from gradviz.spectrum.metrics import DEFAULT_NULL_DRAWS
 # Half-width, in bins, of the window that gives a bin its local background (+-2 bins, step 2 above).
 BACKGROUND_HALF_WIDTH = 2
 # Null draws are processed in chunks of at most this many numbers, to bound memory.
-NULL_CHUNK_ELEMENTS = 2_000_000
+NULL_CHUNK_ELEMENTS = 250_000
 
 def periodic_fft(x: torch.Tensor) -> torch.Tensor:
     """FFT (``norm="ortho"``) of the periodic component of Moisan's periodic-plus-smooth decomposition.
