@@ -48,7 +48,17 @@ BACKGROUND_HALF_WIDTH = 2
 # Null draws are processed in chunks of at most this many numbers, to bound memory.
 NULL_CHUNK_ELEMENTS = 250_000
 
-def periodic_fft(x: torch.Tensor) -> torch.Tensor:
+def power_of(spectrum: torch.Tensor) -> torch.Tensor:
+    """``|z|^2`` of a complex spectrum, as ``re^2 + im^2`` (no square root taken and undone).
+
+    Example:
+        >>> power_of(torch.tensor([3 + 4j, 1j], dtype=torch.complex128)).tolist()
+        [25.0, 1.0]
+    """
+    return spectrum.real.square() + spectrum.imag.square()
+
+
+def periodic_fft(x: torch.Tensor, x_fft: torch.Tensor | None = None) -> torch.Tensor:
     """FFT (``norm="ortho"``) of the periodic component of Moisan's periodic-plus-smooth decomposition.
 
     L. Moisan, "Periodic plus smooth image decomposition", J. Math. Imaging Vis. 39 (2011).
@@ -57,6 +67,7 @@ def periodic_fft(x: torch.Tensor) -> torch.Tensor:
 
     Args:
         x: real maps, shape ``(..., H, W)``.
+        x_fft: ``torch.fft.fft2(x, norm="ortho")`` when the caller has it (it is not computed twice).
 
     Returns:
         Complex tensor: the spectrum of ``p`` minus its mean.
@@ -84,7 +95,7 @@ def periodic_fft(x: torch.Tensor) -> torch.Tensor:
     den = 2 * cy[:, None] + 2 * cx[None, :] - 4
     den[0, 0] = 1.0
     smooth = torch.fft.fft2(v, norm="ortho") / den
-    spectrum = torch.fft.fft2(x, norm="ortho") - smooth
+    spectrum = (torch.fft.fft2(x, norm="ortho") if x_fft is None else x_fft) - smooth
     spectrum[..., 0, 0] = 0
     return spectrum
 

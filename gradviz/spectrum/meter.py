@@ -39,7 +39,7 @@ import math
 import torch
 
 from gradviz.spectrum.lattice import as_batch, check_stride, crop_to_period, high_band, period_map
-from gradviz.spectrum.lines import line_excess_test, periodic_fft
+from gradviz.spectrum.lines import line_excess_test, periodic_fft, power_of
 from gradviz.spectrum.metrics import DEFAULT_NULL_DRAWS, CheckerboardMetrics
 from gradviz.spectrum.tiles import interior_margin, relative_tiles, shared_tile_test, tile_testable
 
@@ -134,8 +134,9 @@ class SpectrumAccumulator:
             g, centred = g * scale[:, None, None, None], centred * scale[:, None, None, None]
         energy = (g * g).sum(1)  # (B, H', W')
         tile = energy.reshape(b, h // s, s, w // s, s).mean(dim=(1, 3)).sum(0)
-        power = torch.fft.fft2(centred, norm="ortho").abs().square().sum(dim=(0, 1))
-        periodic_power = periodic_fft(centred).abs().square().sum(dim=(0, 1))
+        spectrum = torch.fft.fft2(centred, norm="ortho")
+        power = power_of(spectrum).sum(dim=(0, 1))
+        periodic_power = power_of(periodic_fft(centred, spectrum)).sum(dim=(0, 1))
         if tile_testable(h, w, s):
             self.interior_tiles.extend(relative_tiles(energy, s).unbind(0))
         if self.power_sum is None:
@@ -205,7 +206,7 @@ class SpectrumAccumulator:
         self._require()
         mean = self.grad_sum / self.n_images
         mean = mean - mean.mean(dim=(-2, -1), keepdim=True)
-        return torch.fft.fft2(mean, norm="ortho").abs().square().sum(0)
+        return power_of(torch.fft.fft2(mean, norm="ortho")).sum(0)
 
     def mean_gradient(self) -> torch.Tensor:
         """Mean over images of the weighted, cropped gradients, ``(C, H', W')``."""
