@@ -31,6 +31,7 @@ _EXPORTS = {
     "Objective": "gradviz.core.objectives",
     "PixelModel": "gradviz.core.models",
     "Report": "gradviz.report",
+    "ShiftAverage": "gradviz.attribution",
     "SpectrumAccumulator": "gradviz.spectrum",
     "Taps": "gradviz.core.taps",
     "as_image_set": "gradviz.io.image_inputs",

@@ -6,7 +6,7 @@ import argparse
 
 from gradviz.cli import argtypes, common
 from gradviz.core import distributed
-from gradviz.core.gradients import GRADIENT_SOURCES
+from gradviz.core.gradients import GRADIENT_SOURCES, source_names
 from gradviz.core.layermap import probe_map
 from gradviz.core.models import model_device
 from gradviz.core.objectives import OBJECTIVES
@@ -33,8 +33,13 @@ def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
                    help="objective on each layer: " + "; ".join(f"{k}: {OBJECTIVES.describe(k)}" for k in REPORT_OBJECTIVES)
                    + " (default: %(default)s)")
     p.add_argument("--channel", type=argtypes.int_range(0), default=0, help="channel index for --objective channel (default: %(default)s)")
-    p.add_argument("--source", default="gradient", choices=list(GRADIENT_SOURCES),
-                   help=f"gradient source: {GRADIENT_SOURCES.help()} (default: %(default)s)")
+    p.add_argument("--source", default="gradient", choices=source_names(),
+                   help=f"gradient source: {GRADIENT_SOURCES.help()}; shift-average: the gradient averaged over "
+                   "every circular shift of each layer's period S, which cancels a grid locked to S (S x S times "
+                   "the work); METHOD+shift-average: the same for another source (default: %(default)s)")
+    p.add_argument("--shifts", type=argtypes.int_range(1), default=None,
+                   help="with a shift-average source: at most this many shifts per layer, a seeded sample where "
+                   "S x S is more (default: all S x S)")
     logits = p.add_mutually_exclusive_group()
     logits.add_argument("--logits", dest="logits", action="store_true", default=None, help="always measure the top logit")
     logits.add_argument("--no-logits", dest="logits", action="store_false", help="never measure the logits")
@@ -92,6 +97,7 @@ def _run(args: argparse.Namespace, group: distributed.Group | None) -> int:
         progress=common.progress(args),
         group=group,
         precision=args.precision,
+        n_shifts=args.shifts,
     )
     if group is not None and not group.is_main:
         return 0  # rank 0 writes and prints

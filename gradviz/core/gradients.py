@@ -172,19 +172,70 @@ def _smoothgrad(model: nn.Module, images: torch.Tensor, objective: Objective, se
     return out.detach()
 
 
+# The suffix that averages a source's map over circular shifts of the layer's period (gradviz.attribution).
+SHIFT_AVERAGE = "shift-average"
+
+
+def source_names() -> list[str]:
+    """Every name ``--source`` takes: the :data:`GRADIENT_SOURCES`, ``shift-average`` (the plain
+    gradient averaged over shifts) and ``METHOD+shift-average`` for each other source.
+
+    Example:
+        >>> source_names()[:5]
+        ['gradient', 'saliency', 'integrated-gradients', 'smoothgrad', 'shift-average']
+    """
+    return list(GRADIENT_SOURCES) + [SHIFT_AVERAGE] + [f"{k}+{SHIFT_AVERAGE}" for k in GRADIENT_SOURCES if k != "gradient"]
+
+
+def parse_source(source: str) -> tuple[str, bool]:
+    """``(base source, shift-averaged?)`` of a name in :func:`source_names`; a one-line error for others.
+
+    Example:
+        >>> parse_source("saliency+shift-average"), parse_source("shift-average"), parse_source("smoothgrad")
+        (('saliency', True), ('gradient', True), ('smoothgrad', False))
+    """
+    if source == SHIFT_AVERAGE:
+        return "gradient", True
+    base, plus, suffix = str(source).partition("+")
+    if plus and suffix != SHIFT_AVERAGE or base not in GRADIENT_SOURCES or source == f"gradient+{SHIFT_AVERAGE}":
+        raise GradvizError(f"unknown gradient source {source!r}; valid: {', '.join(source_names())}")
+    return base, bool(plus)
+
+
 def attribution(
-    model: nn.Module, images: torch.Tensor, objective: Objective, source: str = "gradient", seed: int = 0
+    model: nn.Module,
+    images: torch.Tensor,
+    objective: Objective,
+    source: str = "gradient",
+    seed: int = 0,
+    period: int | None = None,
+    n_shifts: int | None = None,
 ) -> torch.Tensor:
-    """A signed gradient map from one of :data:`GRADIENT_SOURCES`.
+    """A signed gradient map from one of :func:`source_names`.
 
     Args:
         model: a frozen model taking pixels in [0, 1].
         images: ``(B, 3, H, W)`` in [0, 1].
         objective: one value per image.
-        source: a name in :data:`GRADIENT_SOURCES`.
-        seed: seeds SmoothGrad's noise (the other sources draw nothing).
+        source: a name in :data:`GRADIENT_SOURCES`, optionally ``+shift-average``d.
+        seed: seeds SmoothGrad's noise and the draw of ``n_shifts`` shifts (the other sources draw nothing).
+        period: the layer's period ``S``, for a shift-averaged source.
+        n_shifts: a shift-averaged source's shifts: None for all ``S^2``, else at most this many (all
+            ``S^2`` when that is no more, a seeded sample otherwise).
 
     Returns:
         ``(B, 3, H, W)``, detached.
     """
-    return GRADIENT_SOURCES[source](model, images, objective, seed)
+    base, averaged = parse_source(source)
+    method = GRADIENT_SOURCES[base]
+    if not averaged:
+        return method(model, images, objective, seed)
+    if period is None:
+        raise GradvizError(f"source {source} averages over shifts of the layer's period; valid: give period=S")
+    from gradviz.attribution.shift_average import choose_shifts, shift_average
+
+    def attribute(batch: torch.Tensor, chunk) -> torch.Tensor:
+        return method(model, batch, objective, seed)
+
+    count = None if n_shifts is None or n_shifts >= period * period else n_shifts
+    return shift_average(attribute, images, choose_shifts(period, count, seed))

@@ -7,7 +7,8 @@ With ``S`` the period (the stride of the objective's layer) and ``∇f`` the inp
 A pattern locked to the network's sampling grid of period ``S`` takes every one of its ``S^2``
 phases once in this mean, so every non-zero lattice frequency cancels exactly, while a gradient
 that follows the image is kept. Roll jitter (:class:`gradviz.optvis.transforms.RandomRoll`)
-approximates this mean with a few random shifts (:mod:`gradviz.optvis.jitter_law` says how well).
+approximates this mean with a few random shifts (:mod:`gradviz.optvis.jitter_law` says how well);
+:class:`gradviz.attribution.ShiftAverage` applies it to any captum attribution.
 """
 
 from __future__ import annotations
@@ -15,14 +16,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from gradviz.attribution.shift_average import SHIFTS_PER_PASS, all_shifts, shift_average
 from gradviz.core.gradients import input_gradient
 from gradviz.core.objectives import Objective
-from gradviz.optvis.transforms import roll, unroll
 
-__all__ = ["SHIFT_CHUNK", "shift_averaged_gradient"]
-
-# Shifts per batched gradient call (each call holds SHIFT_CHUNK copies of the images).
-SHIFT_CHUNK = 16
+__all__ = ["shift_averaged_gradient"]
 
 
 def shift_averaged_gradient(model: nn.Module, images: torch.Tensor, objective: Objective, period: int) -> torch.Tensor:
@@ -32,7 +30,7 @@ def shift_averaged_gradient(model: nn.Module, images: torch.Tensor, objective: O
         model: a frozen model on pixels in [0, 1].
         images: the batch ``x``.
         objective: one value per image; ``f`` is its sum over the batch.
-        period: ``S``; the mean runs over all ``S^2`` shifts, ``SHIFT_CHUNK`` per forward pass.
+        period: ``S``; the mean runs over all ``S^2`` shifts, ``SHIFTS_PER_PASS`` per forward pass.
 
     Returns:
         The averaged input gradient.
@@ -54,11 +52,8 @@ def shift_averaged_gradient(model: nn.Module, images: torch.Tensor, objective: O
         >>> (shift_averaged_gradient(net, x, channel("0", 0), period=2) * 16).unique()
         tensor([2.2500])
     """
-    shifts = [(dy, dx) for dy in range(period) for dx in range(period)]
-    total = torch.zeros_like(images)
-    for i in range(0, len(shifts), SHIFT_CHUNK):
-        chunk = shifts[i : i + SHIFT_CHUNK]
-        grads = input_gradient(model, torch.cat([roll(images, s) for s in chunk]), objective)
-        for s, g in zip(chunk, grads.split(images.shape[0])):
-            total += unroll(g, s)
-    return total / len(shifts)
+
+    def gradient(batch: torch.Tensor, chunk) -> torch.Tensor:
+        return input_gradient(model, batch, objective)
+
+    return shift_average(gradient, images, all_shifts(period), SHIFTS_PER_PASS)

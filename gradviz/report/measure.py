@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from gradviz.core.budget import check_image_size, check_memory, report_bytes
 from gradviz.core.distributed import Group, gather_accumulators, gather_first, shard_bounds
-from gradviz.core.gradients import GRADIENT_SOURCES, attribution, input_gradients, preferred_memory_format
+from gradviz.core.gradients import attribution, input_gradients, parse_source, preferred_memory_format
 from gradviz.core.layermap import LayerMap, probe_map
 from gradviz.core.models import as_pixel_model, check_finite_parameters, eval_mode, model_device
 from gradviz.core.objectives import OBJECTIVES, Objective, class_logit
@@ -112,6 +112,7 @@ def measure_layers(
     alpha: float = 0.05,
     group: Group | None = None,
     precision: str = "float32",
+    n_shifts: int | None = None,
 ) -> list[LayerResult]:
     """Gradients of every layer's objective for every image, accumulated into spectra and metrics.
 
@@ -127,7 +128,7 @@ def measure_layers(
         images: ``(N, 3, H, W)`` in [0, 1], or an :class:`ImageSet` (any form
             :func:`~gradviz.io.image_inputs.as_image_set` takes).
         specs: the layers, periods and objectives (:func:`plan_layers`).
-        source, batch_size, seed, progress, alpha, group, precision: as in :func:`build_report`.
+        source, batch_size, seed, progress, alpha, group, precision, n_shifts: as in :func:`build_report`.
 
     Returns:
         One :class:`LayerResult` per spec, in order (on every rank of a distributed run, all ranks' images).
@@ -141,7 +142,7 @@ def measure_layers(
         >>> r.name, r.stride, r.objective, tuple(r.incoherent_power.shape)
         ('features.2', 2, 'deepdream(features.2)', (32, 32))
     """
-    GRADIENT_SOURCES[source]  # an unknown name raises the registry's one-line error
+    parse_source(source)  # an unknown name raises a one-line error
     device = model_device(model)
     check_precision(precision, device)
     accs = {spec.name: SpectrumAccumulator(spec.stride) for spec in specs}
@@ -162,7 +163,8 @@ def measure_layers(
                 if source == "gradient":
                     grads = input_gradients(model, batch, {s.name: s.objective for s in specs}, layout)
                 else:
-                    grads = {s.name: attribution(model, batch, s.objective, source, seed + start) for s in specs}
+                    grads = {s.name: attribution(model, batch, s.objective, source, seed + start, s.stride, n_shifts)
+                             for s in specs}
             for name, g in grads.items():
                 try:
                     accs[name].add(g)
@@ -224,6 +226,7 @@ def build_report(
     probe: LayerMap | None = None,
     group: Group | None = None,
     precision: str = "float32",
+    n_shifts: int | None = None,
 ) -> Report:
     """Measure ``model`` on ``images`` and return a :class:`Report` (nothing is written).
 
@@ -243,11 +246,13 @@ def build_report(
             ``"imagenet"``, ``"none"``, ``"MEAN,STD"`` or a ``(mean, std)`` pair.
         size: the side files are resized to (None: 224); other images keep their size.
         objective, channel_index: the objective on each layer (:data:`REPORT_OBJECTIVES`).
-        source: a name in :data:`~gradviz.core.gradients.GRADIENT_SOURCES`.
+        source: a name in :func:`~gradviz.core.gradients.source_names`: a gradient source, or one
+            averaged over circular shifts of each layer's period (``shift-average``,
+            ``saliency+shift-average``, ...: see :mod:`gradviz.attribution`), which removes the grid.
         include_logits: None includes the logits unless the classifier alone is untrained
             (features-only weights); with random weights every layer is equally untrained.
         batch_size: images per forward pass (a DataLoader keeps its own).
-        seed: seeds SmoothGrad's noise and the tests' null draws.
+        seed: seeds SmoothGrad's noise, the draw of ``n_shifts`` shifts and the tests' null draws.
         progress: show a progress bar (None: on a terminal or in Jupyter, not in a pipe or log).
         alpha: level of the grid verdicts.
         probe: the model's layer map at :data:`~gradviz.core.layermap.PROBE_SIZE`, when the caller
@@ -256,6 +261,8 @@ def build_report(
             each rank measures its share of the images and every rank returns the whole report.
         precision: the arithmetic of the network's passes, a key of
             :data:`~gradviz.core.precision.PRECISIONS` (the meter itself is float64 either way).
+        n_shifts: with a shift-averaged source, the shifts per layer: None for all ``S x S`` (the grid
+            cancels exactly), else at most this many (a seeded sample where ``S x S`` is more).
 
     Returns:
         A :class:`Report` with one :class:`LayerResult` per measured layer.
@@ -274,6 +281,11 @@ def build_report(
         raise GradvizError(f"batch size must be >= 1, got {batch_size}")
     model = as_pixel_model(model, normalize)
     check_precision(precision, model_device(model))
+    if not parse_source(source)[1] and n_shifts is not None:
+        raise GradvizError(f"n_shifts={n_shifts} applies to a shift-averaged source, not {source}; "
+                           "valid: a source ending in shift-average, or n_shifts=None")
+    if n_shifts is not None and (isinstance(n_shifts, bool) or not isinstance(n_shifts, int) or n_shifts < 1):
+        raise GradvizError(f"n_shifts must be a whole number >= 1 or None (all), got {n_shifts!r}")
     check_finite_parameters(model)
     layers = [layers] if isinstance(layers, (str, nn.Module)) else layers
     if layers is not None and not len(layers):
@@ -295,7 +307,12 @@ def build_report(
         if group is not None and image_set.loader is not None:
             raise GradvizError("a DataLoader cannot be split between processes; valid under torchrun: a tensor, "
                                "an ImageSet, image files or a folder")
-        results = measure_layers(model, image_set, specs, source, batch_size, seed, progress, alpha, group, precision)
+        results = measure_layers(model, image_set, specs, source, batch_size, seed, progress, alpha, group, precision,
+                                 n_shifts)
+    if parse_source(source)[1]:
+        count = "all S x S" if n_shifts is None else f"at most {n_shifts} (seeded)"
+        notes.append(f"source {source}: each layer's map is averaged over {count} circular shifts of its period S, "
+                     "which cancels a grid locked to that period")
     distributed = None
     if group is not None:
         bounds = [shard_bounds(len(image_set), r, group.world_size) for r in range(group.world_size)]
