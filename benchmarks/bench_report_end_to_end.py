@@ -19,6 +19,7 @@ deepest layer and one backward pass per layer, the peer a forward and a backward
 
     python benchmarks/bench_report_end_to_end.py --json benchmarks/results/report_end_to_end_cpu.json
     python benchmarks/bench_report_end_to_end.py --counts 8 --repeats 1      # a quick look
+    python benchmarks/bench_report_end_to_end.py --parts --json benchmarks/results/report_parts_cpu.json
     python benchmarks/bench_report_end_to_end.py --counts 192 --repeats 1 --ends-only --json benchmarks/results/report_end_to_end_192_cpu.json
 """
 
@@ -40,11 +41,13 @@ import torch
 from captum.attr import Saliency
 from PIL import Image
 
+from gradviz.core.gradients import input_gradients
 from gradviz.core.layermap import probe_map
 from gradviz.core.models import load_model
 from gradviz.core.taps import Taps
 from gradviz.io.images import builtin_images, load_images
-from gradviz.report import measure_layers, plan_layers
+from gradviz.report import build_report, measure_layers, plan_layers
+from gradviz.report.render import write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_WEIGHTS = ROOT.parent / "shared" / "weights" / "vgg16_features_imagenet.pth"
@@ -120,6 +123,31 @@ def run_report(folder: Path, out: Path, weights: str) -> float:
     return time.perf_counter() - start
 
 
+def measure_parts(model, specs, weights: str, repeats: int) -> dict:
+    """What a report pays whatever the number of images, and what the channels-last layout saves."""
+    images = builtin_images(SIZE, noise=0).images[:BATCH]
+    objectives = {s.name: s.objective for s in specs}
+    report = build_report(model, images, layers=[s.name for s in specs], progress=False)
+    parts: dict[str, list[float]] = {"import_torch_torchvision_s": [], "load_vgg16_s": [], "write_report_s": [],
+                                     "gradients_channels_last_s": [], "gradients_contiguous_s": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(repeats):
+            parts["import_torch_torchvision_s"].append(timed(lambda: subprocess.run(
+                [sys.executable, "-c", "import torch, torchvision"], check=True)))
+            parts["load_vgg16_s"].append(timed(lambda: load_model("vgg16", weights, device="cpu")))
+            parts["write_report_s"].append(timed(lambda: write_report(report, Path(tmp) / f"r{r}")))
+            for layout, key in ((torch.channels_last, "gradients_channels_last_s"),
+                                (torch.contiguous_format, "gradients_contiguous_s")):
+                input_gradients(model, images, objectives, layout)  # warm
+                parts[key].append(timed(lambda: input_gradients(model, images, objectives, layout)))
+    result = {k: summary(v) for k, v in parts.items()}
+    result["contiguous_over_channels_last"] = (statistics.median(parts["gradients_contiguous_s"])
+                                               / statistics.median(parts["gradients_channels_last_s"]))
+    for k, v in result.items():
+        print(f"  {k}: {v['median']:.2f} s ({v['min']:.2f}-{v['max']:.2f})" if isinstance(v, dict) else f"  {k}: {v:.2f}")
+    return result
+
+
 def timed(fn) -> float:
     start = time.perf_counter()
     fn()
@@ -136,6 +164,8 @@ def main() -> None:
     parser.add_argument("--counts", default="8,64", help="image counts, comma-separated (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each measurement per count (default: %(default)s)")
     parser.add_argument("--json", default=None, help="write the results here")
+    parser.add_argument("--parts", action="store_true",
+                        help="only the fixed costs (imports, model, writing) and the two layouts, on 8 images")
     parser.add_argument("--ends-only", action="store_true",
                         help="only the whole report and the captum loop (no stage or plain pass): for large counts")
     args = parser.parse_args()
@@ -162,6 +192,9 @@ def main() -> None:
                                   "layers": [s.name for s in specs], "objective": "deepdream",
                                   "images": "crops of the 12 built-in scikit-image photographs, PNG"},
                      "machine": machine, "gflop_per_image": {k: v / 1e9 for k, v in flops.items()}, "counts": {}}
+    if args.parts:
+        results["parts"] = measure_parts(model, specs, args.weights, args.repeats)
+        counts = []
     with tempfile.TemporaryDirectory() as tmp:
         plain_batch = builtin_images(SIZE, noise=0).images[:BATCH]
         for n in counts:
@@ -179,7 +212,7 @@ def main() -> None:
                         lambda: measure_layers(model, images, specs, batch_size=BATCH, progress=False)))
                     plain_pass(model, plain_batch)  # warm
                     runs["plain_pass_s_per_batch"].append(timed(lambda: plain_pass(model, plain_batch)))
-                print(f"  {n} images, run {r + 1}: " + ", ".join(f"{k} {v[-1]:.2f}" for k, v in runs.items()))
+                print(f"  {n} images, run {r + 1}: " + ", ".join(f"{k} {v[-1]:.2f}" for k, v in runs.items() if v))
             runs = {k: v for k, v in runs.items() if v}
             med = {k: statistics.median(v) for k, v in runs.items()}
             row = {k: summary(v) for k, v in runs.items()}

@@ -31,7 +31,7 @@ _EXPORTS = {
     "Objective": "gradviz.core.objectives",
     "PixelModel": "gradviz.core.models",
     "Report": "gradviz.report",
-    "ShiftAverage": "gradviz.attribution",
+    "ShiftAverage": "gradviz.core.shift_average",
     "SpectrumAccumulator": "gradviz.spectrum",
     "Taps": "gradviz.core.taps",
     "as_image_set": "gradviz.io.image_inputs",

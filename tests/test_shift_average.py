@@ -7,13 +7,12 @@ import torch
 from captum.attr import DeepLift, GuidedBackprop, InputXGradient, IntegratedGradients, NoiseTunnel, Saliency
 from torch import nn
 
-from gradviz.attribution import ShiftAverage, all_shifts, choose_shifts, shift_average
 from gradviz.cli import main
 from gradviz.core.gradients import attribution, parse_source, source_names
 from gradviz.core.models import PixelModel, load_model
 from gradviz.core.objectives import deepdream
+from gradviz.core.shift_average import ShiftAverage, all_shifts, choose_shifts, roll, shift_average, unroll
 from gradviz.errors import GradvizError
-from gradviz.optvis.transforms import roll, unroll
 from gradviz.report import build_report
 from gradviz.spectrum import checkerboard_metrics
 

@@ -39,6 +39,7 @@ COMMANDS = {
     "generators": "checkerboards of DCGAN-style generators at random initialisation, per upsampling design",
     "discriminator": "checkerboards in a discriminator's input gradient: stride-2 first layer vs conv+pool",
     "html": "several reports on one self-contained page, layer by layer side by side",
+    "fix": "replace a VGG's or ResNet's downsampling (blur pooling, ...) and save it as a state dict",
 }
 
 # A value such as "-5,0,5": argparse would take it for an option, so it is joined to its flag.

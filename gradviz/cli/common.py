@@ -12,6 +12,8 @@ import argparse
 from gradviz.cli import argtypes
 from gradviz.core.models import PixelModel, load_model
 from gradviz.core.specs import MODEL_SPECS_HELP, NORMALIZE_HELP, WEIGHT_CHOICES, parse_spec
+from gradviz.downsampling.fix import fixed_recipe, load_fixed
+from gradviz.errors import GradvizError
 
 __all__ = ["add_device", "add_image_reading", "add_images", "add_model", "add_out_dir", "add_quiet", "add_seed",
            "add_size", "load_model_from", "progress", "weights_of"]
@@ -94,6 +96,13 @@ def weights_of(args: argparse.Namespace) -> str:
 
 
 def load_model_from(args: argparse.Namespace) -> PixelModel:
-    """The model the ``add_model`` flags (and ``--seed``, ``--device``) name."""
+    """The model the ``add_model`` flags (and ``--seed``, ``--device``) name; a file that ``gradviz fix``
+    wrote is rebuilt with its downsampling (its recipe names the model, which must match ``--model``)."""
+    recipe = fixed_recipe(args.weights) if args.weights not in (None, "imagenet", "random") else None
+    if recipe is not None:
+        if recipe.get("model") != args.model:
+            raise GradvizError(f"{args.weights} holds a fixed {recipe.get('model')}, not {args.model}; "
+                               f"valid: --model {recipe.get('model')}")
+        return load_fixed(args.weights, device=args.device, seed=getattr(args, "seed", 0))
     return load_model(args.model, weights_of(args), seed=getattr(args, "seed", 0), device=args.device,
                       num_classes=args.num_classes, normalize=args.normalize)

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from gradviz.core.objectives import Objective, as_objective
+from gradviz.core.shift_average import choose_shifts, shift_average
 from gradviz.core.taps import Taps
 from gradviz.errors import GradvizError
 from gradviz.registry import Registry
@@ -74,9 +75,9 @@ def preferred_memory_format(model: nn.Module) -> torch.memory_format:
     """``torch.channels_last`` for a model with 2-D convolutions, else the contiguous layout.
 
     Convolutions in the channels-last layout run faster on CPUs (oneDNN) and on recent GPUs:
-    on the project's 2-core CPU, a VGG16 report's gradient stage takes about 0.8 times as long
-    (``benchmarks/bench_report_end_to_end.py`` measures it). Only the input batch is laid out so;
-    the model is not changed.
+    on the project's 2-core CPU, VGG16's gradients take 0.87 times as long as in the contiguous
+    layout (``benchmarks/bench_report_end_to_end.py --parts``). Only the input batch is laid out
+    so; the model is not changed.
 
     Example:
         >>> preferred_memory_format(nn.Sequential(nn.Conv2d(3, 4, 3))) is torch.channels_last
@@ -172,8 +173,13 @@ def _smoothgrad(model: nn.Module, images: torch.Tensor, objective: Objective, se
     return out.detach()
 
 
-# The suffix that averages a source's map over circular shifts of the layer's period (gradviz.attribution).
+# The suffix that averages a source's map over circular shifts of the layer's period (gradviz.core.shift_average).
 SHIFT_AVERAGE = "shift-average"
+# Images per attribution call under shift averaging, counting a method's own copies (IntegratedGradients'
+# steps, SmoothGrad's samples): the shifted copies then hold about as much memory as a batch of 16 images.
+SHIFT_IMAGES_PER_PASS = 16
+# Forward and backward passes each source makes per image.
+SOURCE_PASSES = {"gradient": 1, "saliency": 1, "integrated-gradients": IG_STEPS, "smoothgrad": SMOOTHGRAD_SAMPLES}
 
 
 def source_names() -> list[str]:
@@ -232,10 +238,9 @@ def attribution(
         return method(model, images, objective, seed)
     if period is None:
         raise GradvizError(f"source {source} averages over shifts of the layer's period; valid: give period=S")
-    from gradviz.attribution.shift_average import choose_shifts, shift_average
-
     def attribute(batch: torch.Tensor, chunk) -> torch.Tensor:
         return method(model, batch, objective, seed)
 
     count = None if n_shifts is None or n_shifts >= period * period else n_shifts
-    return shift_average(attribute, images, choose_shifts(period, count, seed))
+    per_pass = max(1, SHIFT_IMAGES_PER_PASS // (images.shape[0] * SOURCE_PASSES.get(base, 1)))
+    return shift_average(attribute, images, choose_shifts(period, count, seed), per_pass)

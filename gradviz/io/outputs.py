@@ -141,7 +141,8 @@ def check_out_dir(out: str | os.PathLike | None, inputs: Iterable = (), flag: st
 
 
 def is_gradviz_file(path: str | os.PathLike) -> bool:
-    """True when ``path`` carries gradviz's mark (PNG text, JPEG comment, JSON key or an HTML page's generator tag)."""
+    """True when ``path`` carries gradviz's mark (PNG text, JPEG comment, JSON key, an HTML page's generator tag, or
+    the recipe in a state dict that ``gradviz fix`` wrote)."""
     path = Path(path)
     if path.is_symlink() or not path.is_file():  # a link, a FIFO, a device: never ours, and never opened
         return False
@@ -149,6 +150,12 @@ def is_gradviz_file(path: str | os.PathLike) -> bool:
         if path.suffix.lower() in (".html", ".htm"):
             with open(path, encoding="utf-8", errors="replace") as f:
                 return f.read(len(PAGE_HEAD)) == PAGE_HEAD
+        if path.suffix.lower() in (".pth", ".pt"):  # a state dict from `gradviz fix`: its recipe carries the mark
+            import torch
+
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+            return isinstance(obj, dict) and any(isinstance(v, dict) and str(v.get("software", "")).startswith(SOFTWARE)
+                                                 for v in obj.values())
         if path.suffix.lower() == ".json":
             data = json.loads(path.read_text())
             return isinstance(data, dict) and str(data.get("software", "")).startswith(SOFTWARE)

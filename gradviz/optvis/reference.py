@@ -8,7 +8,7 @@ A pattern locked to the network's sampling grid of period ``S`` takes every one 
 phases once in this mean, so every non-zero lattice frequency cancels exactly, while a gradient
 that follows the image is kept. Roll jitter (:class:`gradviz.optvis.transforms.RandomRoll`)
 approximates this mean with a few random shifts (:mod:`gradviz.optvis.jitter_law` says how well);
-:class:`gradviz.attribution.ShiftAverage` applies it to any captum attribution.
+:class:`gradviz.core.shift_average.ShiftAverage` applies it to any captum attribution.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gradviz.attribution.shift_average import SHIFTS_PER_PASS, all_shifts, shift_average
 from gradviz.core.gradients import input_gradient
 from gradviz.core.objectives import Objective
+from gradviz.core.shift_average import SHIFTS_PER_PASS, all_shifts, shift_average
 
 __all__ = ["shift_averaged_gradient"]
 

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from gradviz.core.shift_average import roll, unroll
 from gradviz.errors import GradvizError
 
 __all__ = [
@@ -69,41 +70,6 @@ def _choice(gen: torch.Generator, values: Sequence[float]) -> float:
 
 
 # ------------------------------------------------------------------ deterministic cores
-
-
-def roll(x: torch.Tensor, shift: tuple[int, int]) -> torch.Tensor:
-    """Circular shift of the last two dims by ``(dy, dx)``: ``y[i, j] = x[i - dy, j - dx]``.
-
-    Args:
-        x: any tensor with at least two dims.
-        shift: ``(dy, dx)`` in pixels, any sign and size (taken modulo the size).
-
-    Returns:
-        The shifted tensor, same shape.
-
-    Example:
-        >>> roll(torch.tensor([[0, 1, 2]]), (0, 1)).tolist()
-        [[2, 0, 1]]
-    """
-    return torch.roll(x, shifts=shift, dims=(-2, -1))
-
-
-def unroll(x: torch.Tensor, shift: tuple[int, int]) -> torch.Tensor:
-    """The inverse of :func:`roll`: ``unroll(roll(x, s), s) == x`` exactly.
-
-    Args:
-        x: any tensor with at least two dims.
-        shift: the ``(dy, dx)`` that :func:`roll` was given.
-
-    Returns:
-        ``x`` shifted by ``(-dy, -dx)``, same shape.
-
-    Example:
-        >>> x = torch.arange(6).view(2, 3)
-        >>> torch.equal(unroll(roll(x, (1, -4)), (1, -4)), x)
-        True
-    """
-    return torch.roll(x, shifts=(-shift[0], -shift[1]), dims=(-2, -1))
 
 
 def crop(x: torch.Tensor, offset: tuple[int, int], d: int) -> torch.Tensor:

@@ -248,7 +248,7 @@ def build_report(
         objective, channel_index: the objective on each layer (:data:`REPORT_OBJECTIVES`).
         source: a name in :func:`~gradviz.core.gradients.source_names`: a gradient source, or one
             averaged over circular shifts of each layer's period (``shift-average``,
-            ``saliency+shift-average``, ...: see :mod:`gradviz.attribution`), which removes the grid.
+            ``saliency+shift-average``, ...: see :mod:`gradviz.core.shift_average`), which removes the grid.
         include_logits: None includes the logits unless the classifier alone is untrained
             (features-only weights); with random weights every layer is equally untrained.
         batch_size: images per forward pass (a DataLoader keeps its own).

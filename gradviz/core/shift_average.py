@@ -10,7 +10,8 @@ rolled; rolled back, it lands on each of its ``S^2`` phases once over ``Z_S x Z_
 non-zero lattice frequency cancels exactly (for images whose sides are multiples of ``S``), while
 what follows the image is rolled and unrolled with it and is kept. A sample of ``N`` shifts leaves
 the fraction that the jitter law predicts (:mod:`gradviz.optvis.jitter_law`). SmoothGrad's noise
-moves nothing relative to the grid, so it does not remove it.
+moves nothing relative to the grid, so it does not remove it. Roll jitter in feature visualisation
+(:mod:`gradviz.optvis.transforms`) draws its shifts from the same :func:`roll`.
 
 The shifted copies go through the attribution in batches: ``shifts_per_pass`` shifts of the whole
 batch per call, so the cost is ``ceil(|D| / shifts_per_pass)`` batched calls, ``|D|`` times the
@@ -24,14 +25,48 @@ from collections.abc import Callable, Sequence
 import torch
 
 from gradviz.errors import GradvizError
-from gradviz.optvis.transforms import roll, unroll
 
-__all__ = ["SHIFTS_PER_PASS", "ShiftAverage", "all_shifts", "choose_shifts", "shift_average"]
+__all__ = ["SHIFTS_PER_PASS", "ShiftAverage", "all_shifts", "choose_shifts", "roll", "shift_average", "unroll"]
 
 # Shifted copies of the batch per attribution call (each call holds this many copies of the inputs).
 SHIFTS_PER_PASS = 16
 
 Shift = tuple[int, int]
+
+
+def roll(x: torch.Tensor, shift: tuple[int, int]) -> torch.Tensor:
+    """Circular shift of the last two dims by ``(dy, dx)``: ``y[i, j] = x[i - dy, j - dx]``.
+
+    Args:
+        x: any tensor with at least two dims.
+        shift: ``(dy, dx)`` in pixels, any sign and size (taken modulo the size).
+
+    Returns:
+        The shifted tensor, same shape.
+
+    Example:
+        >>> roll(torch.tensor([[0, 1, 2]]), (0, 1)).tolist()
+        [[2, 0, 1]]
+    """
+    return torch.roll(x, shifts=shift, dims=(-2, -1))
+
+
+def unroll(x: torch.Tensor, shift: tuple[int, int]) -> torch.Tensor:
+    """The inverse of :func:`roll`: ``unroll(roll(x, s), s) == x`` exactly.
+
+    Args:
+        x: any tensor with at least two dims.
+        shift: the ``(dy, dx)`` that :func:`roll` was given.
+
+    Returns:
+        ``x`` shifted by ``(-dy, -dx)``, same shape.
+
+    Example:
+        >>> x = torch.arange(6).view(2, 3)
+        >>> torch.equal(unroll(roll(x, (1, -4)), (1, -4)), x)
+        True
+    """
+    return torch.roll(x, shifts=(-shift[0], -shift[1]), dims=(-2, -1))
 
 
 def all_shifts(period: int) -> list[Shift]:
