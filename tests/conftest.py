@@ -1,4 +1,5 @@
 import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -48,3 +49,10 @@ def strided_conv_input_grad(kernel: torch.Tensor, stride: int, upstream: torch.T
     y = F.conv2d(F.pad(x, (0, k - 1, 0, k - 1), mode="circular"), kernel.view(1, 1, k, k).double(), stride=stride)
     (g,) = torch.autograd.grad(y, x, upstream.double())
     return g
+
+
+def default_signals() -> None:
+    """``preexec_fn`` for a child that a test signals: SIGINT and SIGTERM as a terminal gives them. A suite
+    started in the background (``nohup ... &``) runs with SIGINT ignored, which children would inherit."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)

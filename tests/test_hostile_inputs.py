@@ -25,7 +25,7 @@ import tifffile
 import torch
 from PIL import Image
 
-from conftest import write_noise_photos
+from conftest import default_signals, write_noise_photos
 from gradviz.cli.app import join_negative_values, main
 from gradviz.errors import GradvizError
 from gradviz.io.images import load_images, read_image
@@ -485,7 +485,7 @@ SLOW_WRITER = textwrap.dedent("""
 def test_a_signal_while_writing_cleans_up(tmp_path, sig, code):
     ready = tmp_path / "ready"
     proc = subprocess.Popen([sys.executable, "-c", SLOW_WRITER, str(ready), str(tmp_path / "out" / "run")],
-                            stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+                            stderr=subprocess.PIPE, text=True, cwd=tmp_path, preexec_fn=default_signals)
     deadline = time.time() + 120
     while not ready.exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
@@ -581,7 +581,8 @@ def test_an_empty_folder_keeps_its_permissions(project, capsys):
 def test_sigterm_to_the_process_group_while_reading_images(tmp_path):
     write_noise_photos(tmp_path / "many", 48, (72, 72))
     proc = subprocess.Popen([sys.executable, "-m", "gradviz", *REPORT, "--images", "many", "--batch-size", "2",
-                             "--out", "out"], cwd=tmp_path, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                             "--out", "out"], cwd=tmp_path, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=default_signals)
     time.sleep(4.0)  # imports done, images being read and measured (the run takes longer than this)
     if proc.poll() is not None:
         pytest.skip("the run ended before it could be signalled")

@@ -16,7 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import write_noise_photos
+from conftest import default_signals, write_noise_photos
 from gradviz.cli import main
 from gradviz.errors import GradvizError
 from gradviz.io.image_inputs import as_image_set
@@ -206,7 +206,7 @@ def test_no_worker_outlives_a_signal_to_the_process_group(tmp_path, signum, code
             "--batch-size", "1", "--workers", "2", "--images", str(folder), "--out", str(tmp_path / "rep"), "--quiet"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "gradviz", *args], env=env, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            preexec_fn=default_signals, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + TIMEOUT_S
         while len(children(proc.pid)) < 2 and proc.poll() is None and time.monotonic() < deadline:
