@@ -19,7 +19,13 @@ from tqdm.auto import tqdm
 
 from gradviz.core.budget import check_image_size, check_memory, report_bytes
 from gradviz.core.distributed import Group, gather_accumulators, gather_first, shard_bounds
-from gradviz.core.gradients import attribution, input_gradients, parse_source, preferred_memory_format
+from gradviz.core.gradients import (
+    SHIFT_IMAGES_PER_PASS,
+    attribution,
+    input_gradients,
+    parse_source,
+    preferred_memory_format,
+)
 from gradviz.core.layermap import LayerMap, probe_map
 from gradviz.core.models import as_pixel_model, check_finite_parameters, eval_mode, model_device
 from gradviz.core.objectives import OBJECTIVES, Objective, class_logit
@@ -294,6 +300,8 @@ def build_report(
     with eval_mode(model) as was_training:
         probe = probe_map(model, image_set.size) if probe is None else probe
         per_pass = getattr(image_set.loader, "batch_size", None) or min(batch_size, image_set.count or batch_size)
+        if parse_source(source)[1]:  # shifted copies go through the model together, up to SHIFT_IMAGES_PER_PASS
+            per_pass = max(per_pass, SHIFT_IMAGES_PER_PASS)
         check_report_fits(model, image_set.size, per_pass, len(layers) if layers else DEFAULT_LAYER_COUNT, probe=probe)
         lmap = probe.for_images(image_set.size)  # strides from the probe: no pass at the images' size
         if image_set.size < probe.total_stride:
