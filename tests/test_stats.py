@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+import gradviz.spectrum.tiles as tiles_module
 from conftest import strided_conv_input_grad
 from gradviz.spectrum import SpectrumAccumulator, checkerboard_metrics, period_map
 from gradviz.spectrum.lines import detection_threshold, holm_adjust, line_excess_test, line_ratio_map, periodic_fft
@@ -237,3 +238,16 @@ def test_detection_threshold_counts_null_draws_exactly():
         p_at = (1 + int((null >= math.log(t) - 1e-9).sum())) / 100
         assert p_above < level <= p_at
     assert detection_threshold(null, 0.01) == math.inf  # 1/100 is the smallest p 99 draws give, not below 0.01
+
+
+@pytest.mark.parametrize("n, s", [(40, 4), (300, 8)])
+def test_tile_p_value_does_not_depend_on_the_chunk_size(n, s, monkeypatch):
+    # the null draws come from one seeded stream, whatever the number of draws per chunk (memory bound)
+    g = torch.Generator().manual_seed(n)
+    tiles = torch.rand(n, s, s, generator=g) + 0.05 * torch.rand(1, s, s, generator=g)
+    p = []
+    for chunk in (10_000_000, 250_000, 1_000):
+        monkeypatch.setattr(tiles_module, "NULL_CHUNK_ELEMENTS", chunk)
+        result = shared_tile_test(tiles, n_null=999, seed=3)
+        p.append(result.p_value)
+    assert p[0] == p[1] == p[2] and 1 / 1000 <= p[0] <= 1
